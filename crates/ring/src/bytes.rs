@@ -1,0 +1,237 @@
+//! Byte-stream rings: the xenstore (`io/xs_wire.h`) and PV console
+//! (`io/console.h`) interfaces.
+//!
+//! Each direction is a power-of-two byte array with a free-running producer
+//! and consumer index (`XENSTORE_RING_IDX`, `XENCONS_RING_IDX`), masked on use.
+//! One side owns the producer index, the other the consumer index; each side
+//! keeps its own index privately and only reads the peer's, once per call,
+//! validating it before use.
+
+use core::ptr::NonNull;
+use core::sync::atomic::Ordering;
+
+use crate::shared::Shared;
+use crate::split::{PAGE_SIZE, RingError};
+
+/// Where one direction of a byte ring lives inside its page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteRingLayout {
+    /// Offset of the data array.
+    pub data: usize,
+    /// Length of the data array (a power of two).
+    pub size: u32,
+    /// Offset of the consumer index word.
+    pub cons: usize,
+    /// Offset of the producer index word.
+    pub prod: usize,
+}
+
+impl ByteRingLayout {
+    /// Requests, guest → xenstored (`xenstore_domain_interface.req`).
+    pub const XENSTORE_REQ: Self = Self { data: 0, size: 1024, cons: 2048, prod: 2052 };
+    /// Replies and watch events, xenstored → guest (`.rsp`).
+    pub const XENSTORE_RSP: Self = Self { data: 1024, size: 1024, cons: 2056, prod: 2060 };
+    /// Console input, backend → guest (`xencons_interface.in`).
+    pub const CONSOLE_IN: Self = Self { data: 0, size: 1024, cons: 3072, prod: 3076 };
+    /// Console output, guest → backend (`xencons_interface.out`).
+    pub const CONSOLE_OUT: Self = Self { data: 1024, size: 2048, cons: 3080, prod: 3084 };
+
+    fn fits_in(&self, len: usize) -> bool {
+        self.size.is_power_of_two()
+            && self.data.checked_add(self.size as usize).is_some_and(|end| end <= len)
+            && self.cons % 4 == 0
+            && self.prod % 4 == 0
+            && self.cons.checked_add(4).is_some_and(|end| end <= len)
+            && self.prod.checked_add(4).is_some_and(|end| end <= len)
+    }
+}
+
+fn in_window(index: u32, low: u32, high: u32) -> bool {
+    index.wrapping_sub(low) <= high.wrapping_sub(low)
+}
+
+struct Side {
+    mem: Shared,
+    layout: ByteRingLayout,
+    broken: bool,
+}
+
+impl Side {
+    /// # Safety
+    /// As [`ByteProducer::new`].
+    unsafe fn new(base: NonNull<u8>, layout: ByteRingLayout) -> Result<Self, RingError> {
+        if !layout.fits_in(PAGE_SIZE) {
+            return Err(RingError::BadGeometry);
+        }
+        if base.as_ptr() as usize % 4 != 0 {
+            return Err(RingError::Misaligned);
+        }
+        Ok(Self {
+            // SAFETY: the caller's contract is `Shared::new`'s for one page.
+            mem: unsafe { Shared::new(base, PAGE_SIZE) },
+            layout,
+            broken: false,
+        })
+    }
+
+    fn index(&self, off: usize, order: Ordering) -> u32 {
+        // SAFETY: `off` is `layout.cons` or `layout.prod`, checked in-page and
+        // 4-aligned by `fits_in`; the base is 4-aligned.
+        unsafe { self.mem.index(off) }.load(order)
+    }
+
+    fn set_index(&self, off: usize, value: u32) {
+        // SAFETY: as in `index`. Release: the data copied before is visible
+        // (producer), or fully read (consumer), before the peer sees the index.
+        unsafe { self.mem.index(off) }.store(value, Ordering::Release)
+    }
+
+    fn data_offset(&self, idx: u32) -> usize {
+        self.layout.data + (idx & (self.layout.size - 1)) as usize
+    }
+
+    fn fail(&mut self, published: u32, low: u32, high: u32) -> RingError {
+        self.broken = true;
+        RingError::PeerIndexInvalid { published, low, high }
+    }
+}
+
+/// The writing side of one direction of a byte ring.
+///
+/// ```
+/// use xenpv_ring::{ByteConsumer, ByteProducer, ByteRingLayout, PAGE_SIZE};
+/// #[repr(C, align(4096))]
+/// struct Page([u8; PAGE_SIZE]);
+/// let page = Box::leak(Box::new(Page([0; PAGE_SIZE])));
+/// let base = core::ptr::NonNull::from(&mut page.0).cast::<u8>();
+/// // SAFETY: the page is leaked and only used through these two ends.
+/// let (mut tx, mut rx) = unsafe {
+///     (
+///         ByteProducer::new(base, ByteRingLayout::CONSOLE_OUT)?,
+///         ByteConsumer::new(base, ByteRingLayout::CONSOLE_OUT)?,
+///     )
+/// };
+/// assert_eq!(tx.write(b"hello")?, 5);
+/// let mut buf = [0; 16];
+/// let n = rx.read(&mut buf)?;
+/// assert_eq!(&buf[..n], b"hello");
+/// # Ok::<(), xenpv_ring::RingError>(())
+/// ```
+pub struct ByteProducer {
+    side: Side,
+    prod: u32,
+    cons_seen: u32,
+}
+
+impl ByteProducer {
+    /// Attaches to the direction `layout` of the page at `base`, continuing
+    /// from the indices found there.
+    ///
+    /// # Safety
+    /// `base..base + PAGE_SIZE` must be valid for reads and writes while the
+    /// returned value is used, and this domain must not access it by other
+    /// means meanwhile (except through other byte-ring ends; the peer may write
+    /// it at any time). At most one producer per direction.
+    pub unsafe fn new(base: NonNull<u8>, layout: ByteRingLayout) -> Result<Self, RingError> {
+        // SAFETY: forwarded contract.
+        let mut side = unsafe { Side::new(base, layout) }?;
+        let prod = side.index(layout.prod, Ordering::Relaxed);
+        let cons = side.index(layout.cons, Ordering::Acquire);
+        let low = prod.wrapping_sub(layout.size);
+        if !in_window(cons, low, prod) {
+            return Err(side.fail(cons, low, prod));
+        }
+        Ok(Self { side, prod, cons_seen: cons })
+    }
+
+    /// Bytes that can be written now (reads the consumer index once).
+    pub fn free_space(&mut self) -> Result<u32, RingError> {
+        if self.side.broken {
+            return Err(RingError::Broken);
+        }
+        let cons = self.side.index(self.side.layout.cons, Ordering::Acquire);
+        if !in_window(cons, self.cons_seen, self.prod) {
+            return Err(self.side.fail(cons, self.cons_seen, self.prod));
+        }
+        self.cons_seen = cons;
+        Ok(self.side.layout.size - self.prod.wrapping_sub(cons))
+    }
+
+    /// Writes as much of `data` as fits and publishes it; returns how much.
+    pub fn write(&mut self, data: &[u8]) -> Result<usize, RingError> {
+        let free = self.free_space()? as usize;
+        let n = free.min(data.len());
+        for (i, &byte) in data.iter().take(n).enumerate() {
+            let off = self.side.data_offset(self.prod.wrapping_add(i as u32));
+            // SAFETY: `data_offset` masks into the data array, in-page (`fits_in`).
+            unsafe { self.side.mem.write_u8(off, byte) };
+        }
+        self.prod = self.prod.wrapping_add(n as u32);
+        self.side.set_index(self.side.layout.prod, self.prod);
+        Ok(n)
+    }
+
+    /// Whether a peer violation has broken this ring.
+    pub fn is_broken(&self) -> bool {
+        self.side.broken
+    }
+}
+
+/// The reading side of one direction of a byte ring. See [`ByteProducer`].
+pub struct ByteConsumer {
+    side: Side,
+    cons: u32,
+    prod_seen: u32,
+}
+
+impl ByteConsumer {
+    /// Attaches to the direction `layout` of the page at `base`.
+    ///
+    /// # Safety
+    /// As [`ByteProducer::new`]; at most one consumer per direction.
+    pub unsafe fn new(base: NonNull<u8>, layout: ByteRingLayout) -> Result<Self, RingError> {
+        // SAFETY: forwarded contract.
+        let mut side = unsafe { Side::new(base, layout) }?;
+        let cons = side.index(layout.cons, Ordering::Relaxed);
+        let prod = side.index(layout.prod, Ordering::Acquire);
+        let high = cons.wrapping_add(layout.size);
+        if !in_window(prod, cons, high) {
+            return Err(side.fail(prod, cons, high));
+        }
+        Ok(Self { side, cons, prod_seen: prod })
+    }
+
+    /// Bytes available to read now (reads the producer index once).
+    pub fn available(&mut self) -> Result<u32, RingError> {
+        if self.side.broken {
+            return Err(RingError::Broken);
+        }
+        let prod = self.side.index(self.side.layout.prod, Ordering::Acquire);
+        let high = self.cons.wrapping_add(self.side.layout.size);
+        if !in_window(prod, self.prod_seen, high) {
+            return Err(self.side.fail(prod, self.prod_seen, high));
+        }
+        self.prod_seen = prod;
+        Ok(prod.wrapping_sub(self.cons))
+    }
+
+    /// Reads up to `buf.len()` bytes, frees their space for the producer and
+    /// returns how many were read.
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, RingError> {
+        let avail = self.available()? as usize;
+        let n = avail.min(buf.len());
+        for (i, slot) in buf.iter_mut().take(n).enumerate() {
+            let off = self.side.data_offset(self.cons.wrapping_add(i as u32));
+            // SAFETY: `data_offset` masks into the data array, in-page (`fits_in`).
+            *slot = unsafe { self.side.mem.read_u8(off) };
+        }
+        self.cons = self.cons.wrapping_add(n as u32);
+        self.side.set_index(self.side.layout.cons, self.cons);
+        Ok(n)
+    }
+
+    /// Whether a peer violation has broken this ring.
+    pub fn is_broken(&self) -> bool {
+        self.side.broken
+    }
+}
