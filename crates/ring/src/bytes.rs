@@ -28,17 +28,40 @@ pub struct ByteRingLayout {
 
 impl ByteRingLayout {
     /// Requests, guest → xenstored (`xenstore_domain_interface.req`).
-    pub const XENSTORE_REQ: Self = Self { data: 0, size: 1024, cons: 2048, prod: 2052 };
+    pub const XENSTORE_REQ: Self = Self {
+        data: 0,
+        size: 1024,
+        cons: 2048,
+        prod: 2052,
+    };
     /// Replies and watch events, xenstored → guest (`.rsp`).
-    pub const XENSTORE_RSP: Self = Self { data: 1024, size: 1024, cons: 2056, prod: 2060 };
+    pub const XENSTORE_RSP: Self = Self {
+        data: 1024,
+        size: 1024,
+        cons: 2056,
+        prod: 2060,
+    };
     /// Console input, backend → guest (`xencons_interface.in`).
-    pub const CONSOLE_IN: Self = Self { data: 0, size: 1024, cons: 3072, prod: 3076 };
+    pub const CONSOLE_IN: Self = Self {
+        data: 0,
+        size: 1024,
+        cons: 3072,
+        prod: 3076,
+    };
     /// Console output, guest → backend (`xencons_interface.out`).
-    pub const CONSOLE_OUT: Self = Self { data: 1024, size: 2048, cons: 3080, prod: 3084 };
+    pub const CONSOLE_OUT: Self = Self {
+        data: 1024,
+        size: 2048,
+        cons: 3080,
+        prod: 3084,
+    };
 
     fn fits_in(&self, len: usize) -> bool {
         self.size.is_power_of_two()
-            && self.data.checked_add(self.size as usize).is_some_and(|end| end <= len)
+            && self
+                .data
+                .checked_add(self.size as usize)
+                .is_some_and(|end| end <= len)
             && self.cons % 4 == 0
             && self.prod % 4 == 0
             && self.cons.checked_add(4).is_some_and(|end| end <= len)
@@ -92,7 +115,11 @@ impl Side {
 
     fn fail(&mut self, published: u32, low: u32, high: u32) -> RingError {
         self.broken = true;
-        RingError::PeerIndexInvalid { published, low, high }
+        RingError::PeerIndexInvalid {
+            published,
+            low,
+            high,
+        }
     }
 }
 
@@ -141,7 +168,11 @@ impl ByteProducer {
         if !in_window(cons, low, prod) {
             return Err(side.fail(cons, low, prod));
         }
-        Ok(Self { side, prod, cons_seen: cons })
+        Ok(Self {
+            side,
+            prod,
+            cons_seen: cons,
+        })
     }
 
     /// Bytes that can be written now (reads the consumer index once).
@@ -198,7 +229,11 @@ impl ByteConsumer {
         if !in_window(prod, cons, high) {
             return Err(side.fail(prod, cons, high));
         }
-        Ok(Self { side, cons, prod_seen: prod })
+        Ok(Self {
+            side,
+            cons,
+            prod_seen: prod,
+        })
     }
 
     /// Bytes available to read now (reads the producer index once).

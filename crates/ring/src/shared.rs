@@ -42,6 +42,12 @@ impl Shared {
         self.base.as_ptr() as usize
     }
 
+    /// Address of byte `off` (computing it is safe; using it is not).
+    #[inline(always)]
+    fn at(&self, off: usize) -> *mut u8 {
+        self.base.as_ptr().wrapping_add(off)
+    }
+
     /// The shared index word at byte offset `off`.
     ///
     /// # Safety
@@ -51,7 +57,7 @@ impl Shared {
         // SAFETY: the caller guarantees the word is in bounds and aligned; the
         // region is valid for the life of `self` (type invariant); AtomicU32
         // has the layout of u32 and tolerates concurrent writes by the peer.
-        unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(off).cast()) }
+        unsafe { AtomicU32::from_ptr(self.at(off).cast()) }
     }
 
     /// Copies a `T` out of shared memory exactly once.
@@ -63,7 +69,7 @@ impl Shared {
         // SAFETY: in bounds and aligned per the caller; `T: FromBytes` means any
         // bytes the peer left there form a valid `T`; volatile forces a single
         // copy that the compiler may not re-read later (XSA-155).
-        unsafe { self.base.as_ptr().add(off).cast::<T>().read_volatile() }
+        unsafe { self.at(off).cast::<T>().read_volatile() }
     }
 
     /// Copies `value` into shared memory.
@@ -74,7 +80,7 @@ impl Shared {
     pub(crate) unsafe fn write<T: IntoBytes + Immutable>(&self, off: usize, value: T) {
         // SAFETY: in bounds and aligned per the caller. `T: IntoBytes` has no
         // padding, so no uninitialised (possibly secret) byte reaches the peer.
-        unsafe { self.base.as_ptr().add(off).cast::<T>().write_volatile(value) }
+        unsafe { self.at(off).cast::<T>().write_volatile(value) }
     }
 
     /// Reads one byte.
@@ -84,7 +90,7 @@ impl Shared {
     #[inline(always)]
     pub(crate) unsafe fn read_u8(&self, off: usize) -> u8 {
         // SAFETY: in bounds per the caller; every byte value is a valid u8.
-        unsafe { self.base.as_ptr().add(off).read_volatile() }
+        unsafe { self.at(off).read_volatile() }
     }
 
     /// Writes one byte.
@@ -94,7 +100,7 @@ impl Shared {
     #[inline(always)]
     pub(crate) unsafe fn write_u8(&self, off: usize, value: u8) {
         // SAFETY: in bounds per the caller.
-        unsafe { self.base.as_ptr().add(off).write_volatile(value) }
+        unsafe { self.at(off).write_volatile(value) }
     }
 
     /// Zeroes `len` bytes from `off`.

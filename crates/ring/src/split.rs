@@ -122,7 +122,11 @@ impl RingError {
 impl fmt::Display for RingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::PeerIndexInvalid { published, low, high } => write!(
+            Self::PeerIndexInvalid {
+                published,
+                low,
+                high,
+            } => write!(
                 f,
                 "peer published index {published}, outside the legal range {low}..={high}"
             ),
