@@ -7,8 +7,12 @@
 //! keeps its own index privately and only reads the peer's, once per call,
 //! validating it before use.
 
+use core::mem::offset_of;
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
+
+use xenpv_sys::io::console::{XENCONS_IN_SIZE, XENCONS_OUT_SIZE, XenconsInterface};
+use xenpv_sys::io::xs_wire::{XENSTORE_RING_SIZE, XenstoreDomainInterface};
 
 use crate::shared::Shared;
 use crate::split::{PAGE_SIZE, RingError};
@@ -29,31 +33,31 @@ pub struct ByteRingLayout {
 impl ByteRingLayout {
     /// Requests, guest → xenstored (`xenstore_domain_interface.req`).
     pub const XENSTORE_REQ: Self = Self {
-        data: 0,
-        size: 1024,
-        cons: 2048,
-        prod: 2052,
+        data: offset_of!(XenstoreDomainInterface, req),
+        size: XENSTORE_RING_SIZE as u32,
+        cons: offset_of!(XenstoreDomainInterface, req_cons),
+        prod: offset_of!(XenstoreDomainInterface, req_prod),
     };
     /// Replies and watch events, xenstored → guest (`.rsp`).
     pub const XENSTORE_RSP: Self = Self {
-        data: 1024,
-        size: 1024,
-        cons: 2056,
-        prod: 2060,
+        data: offset_of!(XenstoreDomainInterface, rsp),
+        size: XENSTORE_RING_SIZE as u32,
+        cons: offset_of!(XenstoreDomainInterface, rsp_cons),
+        prod: offset_of!(XenstoreDomainInterface, rsp_prod),
     };
     /// Console input, backend → guest (`xencons_interface.in`).
     pub const CONSOLE_IN: Self = Self {
-        data: 0,
-        size: 1024,
-        cons: 3072,
-        prod: 3076,
+        data: offset_of!(XenconsInterface, in_),
+        size: XENCONS_IN_SIZE as u32,
+        cons: offset_of!(XenconsInterface, in_cons),
+        prod: offset_of!(XenconsInterface, in_prod),
     };
     /// Console output, guest → backend (`xencons_interface.out`).
     pub const CONSOLE_OUT: Self = Self {
-        data: 1024,
-        size: 2048,
-        cons: 3080,
-        prod: 3084,
+        data: offset_of!(XenconsInterface, out),
+        size: XENCONS_OUT_SIZE as u32,
+        cons: offset_of!(XenconsInterface, out_cons),
+        prod: offset_of!(XenconsInterface, out_prod),
     };
 
     fn fits_in(&self, len: usize) -> bool {

@@ -20,6 +20,7 @@
 #![no_std]
 
 mod bytes;
+pub mod protocols;
 mod shared;
 mod split;
 

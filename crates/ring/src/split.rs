@@ -2,10 +2,11 @@
 
 use core::fmt;
 use core::marker::PhantomData;
-use core::mem::{align_of, size_of};
+use core::mem::{align_of, offset_of, size_of};
 use core::ptr::NonNull;
 use core::sync::atomic::{Ordering, fence};
 
+use xenpv_sys::io::ring::SringHeader;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::shared::Shared;
@@ -13,15 +14,15 @@ use crate::shared::Shared;
 /// Xen's page size: ring geometry is counted in 4 KiB pages on every architecture.
 pub const PAGE_SIZE: usize = 4096;
 /// Bytes before the first slot: four indices, 4 private bytes, 44 bytes of padding.
-pub const HEADER_SIZE: usize = 64;
+pub const HEADER_SIZE: usize = xenpv_sys::io::ring::SRING_HEADER_SIZE;
 /// Largest ring, in pages, that [`SharedRing::new`] accepts (Linux caps netif and
 /// blkif at order 4; we allow a little more room).
 pub const MAX_PAGES: usize = 256;
 
-const REQ_PROD: usize = 0;
-const REQ_EVENT: usize = 4;
-const RSP_PROD: usize = 8;
-const RSP_EVENT: usize = 12;
+const REQ_PROD: usize = offset_of!(SringHeader, req_prod);
+const REQ_EVENT: usize = offset_of!(SringHeader, req_event);
+const RSP_PROD: usize = offset_of!(SringHeader, rsp_prod);
+const RSP_EVENT: usize = offset_of!(SringHeader, rsp_event);
 
 /// A split-driver protocol: the request and response types that share a ring slot.
 ///
