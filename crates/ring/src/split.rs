@@ -173,10 +173,12 @@ impl<P: RingProtocol> SharedRing<P> {
     ///
     /// # Safety
     /// `base..base + pages * PAGE_SIZE` must be valid for reads and writes for
-    /// as long as the returned value, or any ring made from it, is used. This
-    /// domain must not access that memory by any other means meanwhile (the
-    /// peer domain may write it at any time; that is expected). At most one
-    /// [`FrontRing`] and one [`BackRing`] may be made for the same memory.
+    /// as long as the returned value, or any ring made from it, is used.
+    /// Nothing but the two ring ends may access that memory meanwhile, and
+    /// only through atomics or volatile copies (the peer end — another domain,
+    /// or in tests another thread or C code in this process — may write it at
+    /// any time; that is expected). At most one [`FrontRing`] and one
+    /// [`BackRing`] may be made for the same memory.
     pub unsafe fn new(base: NonNull<u8>, pages: usize) -> Result<Self, RingError> {
         let nr_ents = ring_size::<P>(pages);
         if nr_ents == 0 {
@@ -223,7 +225,7 @@ impl<P: RingProtocol> SharedRing<P> {
         // HEADER_SIZE + nr_ents * slot_size <= len; T (request or response) is no
         // larger than a slot. Alignment: base is slot-aligned (checked in `new`),
         // HEADER_SIZE (64) is a multiple of the slot alignment (<= 64, checked)
-        // and slot_size is a multiple of it.
+        // and slot_size is a multiple of it, so every slot is aligned for T.
         unsafe { self.mem.read(self.slot_offset(idx)) }
     }
 
