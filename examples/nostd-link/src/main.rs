@@ -77,6 +77,22 @@ fn console() -> Result<bool, xenpv_ring::RingError> {
     Ok(n == msg.len() && buf.get(..m) == Some(&msg[..]))
 }
 
+static mut POOL_PAGES: [Page; 4] = [const { Page([0; 4096]) }; 4];
+
+/// The platform crate's page pool, as a unikernel's platform glue would use it.
+fn pool() -> bool {
+    // SAFETY: the only use of POOL_PAGES; single-threaded.
+    let base = unsafe { NonNull::new_unchecked(core::ptr::addr_of_mut!(POOL_PAGES).cast::<u8>()) };
+    // SAFETY: static, page-aligned pages used only through the pool.
+    let Some(pool) = (unsafe { xenpv_platform::pool::PagePool::<1>::new(base, 4) }) else {
+        return false;
+    };
+    let (Some(a), Some(b)) = (pool.alloc(3), pool.alloc(1)) else {
+        return false;
+    };
+    pool.alloc(1).is_none() && b.as_ptr() as usize - a.as_ptr() as usize == 3 * 4096
+}
+
 fn exit(code: i32) -> ! {
     // SAFETY: Linux x86_64 exit_group(2): takes one integer, never returns.
     unsafe {
@@ -99,9 +115,13 @@ core::arch::global_asm!(
 extern "C" fn main() -> ! {
     let expected = 1000 * 256 * 2;
     let ok = matches!(round_trip(), Ok(sum) if sum == expected) && console() == Ok(true);
-    // Touch the ABI crate so it is linked too.
-    let abi_ok = xenpv_ring::PAGE_SIZE == 4096;
-    exit(if ok && abi_ok { 0 } else { 1 })
+    exit(
+        if ok && pool() && xenpv_sys::XEN_PAGE_SIZE == xenpv_ring::PAGE_SIZE {
+            0
+        } else {
+            1
+        },
+    )
 }
 
 #[panic_handler]
@@ -113,3 +133,72 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 /// symbol; with panic=abort nothing ever calls it.
 #[unsafe(no_mangle)]
 pub extern "C" fn rust_eh_personality() {}
+
+/// What libc would provide and compiler-generated code calls. A unikernel
+/// supplies these too; volatile accesses keep LLVM from turning the loops back
+/// into calls to themselves.
+mod mem {
+    /// # Safety
+    /// `dst` valid for `n` byte writes.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
+        for i in 0..n {
+            // SAFETY: i < n, within `dst` (caller contract).
+            unsafe { dst.wrapping_add(i).write_volatile(c as u8) };
+        }
+        dst
+    }
+
+    /// # Safety
+    /// `src` valid for `n` byte reads, `dst` for `n` byte writes (they may overlap).
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+        let copy = |i: usize| {
+            // SAFETY: i < n, within both buffers (caller contract).
+            let b = unsafe { src.wrapping_add(i).read_volatile() };
+            // SAFETY: as above.
+            unsafe { dst.wrapping_add(i).write_volatile(b) };
+        };
+        if (dst as usize) <= (src as usize) {
+            (0..n).for_each(copy);
+        } else {
+            (0..n).rev().for_each(copy);
+        }
+        dst
+    }
+
+    /// # Safety
+    /// As `memmove`, without overlap.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+        // SAFETY: forwarded contract (memmove also handles no overlap).
+        unsafe { memmove(dst, src, n) }
+    }
+
+    /// # Safety
+    /// `a` and `b` valid for `n` byte reads.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+        for i in 0..n {
+            // SAFETY: i < n, within both buffers (caller contract).
+            let (x, y) = unsafe {
+                (
+                    a.wrapping_add(i).read_volatile(),
+                    b.wrapping_add(i).read_volatile(),
+                )
+            };
+            if x != y {
+                return i32::from(x) - i32::from(y);
+            }
+        }
+        0
+    }
+
+    /// # Safety
+    /// As `memcmp`.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+        // SAFETY: forwarded contract.
+        unsafe { memcmp(a, b, n) }
+    }
+}
