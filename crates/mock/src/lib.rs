@@ -1,1 +1,861 @@
-//! Being written.
+//! A simulated Xen for host tests, examples and fuzz targets: many domains in
+//! one process, grant tables with true memory aliasing, event channels with
+//! the 2-level and FIFO ABIs, and fault injection.
+//!
+//! Linux only (it uses `memfd_create` and `mmap`).
+//!
+//! # The model
+//!
+//! * A [`Xen`] holds domains. Each [`Domain`] is a cheap handle that
+//!   implements [`xenpv_platform::Platform`] as an HVM/PVH guest
+//!   ([`FrameKind::GuestPhysical`]: Xen translates guest frame numbers), so
+//!   the driver crates run on it unchanged.
+//! * **Memory.** A domain's guest-physical space is one reserved address range
+//!   of `ram_pages + window_pages` pages; guest frame `n` lives at
+//!   `base + n * 4096`. Frames `0..ram_pages` are RAM: a `memfd` mapped
+//!   shared, handed out zeroed by [`Platform::alloc_pages`]. The rest is
+//!   *window*: inaccessible until Xen maps something there
+//!   ([`Platform::reserve_window`] hands it out). Xen-owned frames (the
+//!   `shared_info` page, grant-table frames, v2 status frames) live in a
+//!   second per-domain `memfd` that the mock keeps mapped for itself.
+//!   Mapping a grant or a Xen frame at a window gfn is an `mmap(MAP_FIXED |
+//!   MAP_SHARED)` of the right file offset, so a mapped grant is a true
+//!   alias of the granter's page: writes through either address are seen
+//!   through the other. Read-only maps are `PROT_READ`: writing through one
+//!   faults the process, as it would fault the guest.
+//! * **Hypercalls.** [`Platform::hypercall`] decodes exactly the argument
+//!   structures Xen decodes and returns what Xen returns (`-errno`, and
+//!   `GNTST_*` in per-op status fields). Every effect happens inside the
+//!   call, under one lock, so single-threaded tests that call domains in a
+//!   fixed order are deterministic. Domains may also run on threads:
+//!   [`Domain::wait_for_event`] blocks until an event upcall is pending.
+//! * **Events.** Delivery sets exactly the bits Xen sets, with atomic
+//!   operations on the shared memory the guest reads concurrently: for the
+//!   2-level ABI the pending bit, then (if unmasked) the selector bit and
+//!   `evtchn_upcall_pending`; for FIFO the PENDING/LINKED bits, the link of
+//!   the previous tail, the queue head and the READY bit of the control block.
+//!
+//! # Supported operations
+//!
+//! | Hypercall | Operations |
+//! |---|---|
+//! | `grant_table_op` | `map_grant_ref`, `unmap_grant_ref`, `unmap_and_replace`, `copy` (batches of up to [`MAX_BATCH`]), `setup_table`, `query_size`, `set_version`, `get_version`, `get_status_frames` |
+//! | `event_channel_op` | `alloc_unbound`, `bind_interdomain`, `bind_virq`, `bind_ipi`, `close`, `send`, `status`, `unmask`, `bind_vcpu`, `reset`, `init_control`, `expand_array`, `set_priority` |
+//! | `memory_op` | `add_to_physmap` (`shared_info`, `grant_table` incl. status frames), `remove_from_physmap` |
+//! | `sched_op` | `yield`, `block` (no-ops) |
+//!
+//! Anything else returns `-ENOSYS` (`bind_pirq`: `-EOPNOTSUPP`).
+//!
+//! # What is Xen-exact
+//!
+//! Taken from Xen's `common/grant_table.c`, `event_channel.c`, `event_2l.c`,
+//! `event_fifo.c` and the x86 HVM grant mapping code: the checks and their
+//! order, the `GNTST_*`/errno of each failure (notably, a wrong `domid`, a
+//! wrong entry type and a write map of a `GTF_readonly` grant all fail with
+//! `GNTST_general_error`, like Xen; `GNTST_permission_denied` is what a copy
+//! from/to a local frame of a domain other than `DOMID_SELF` gets), the
+//! compare-exchange loop that sets `GTF_reading`/`GTF_writing` (five tries),
+//! pin counting and `reduce_status_for_pin`, v2 status frames, sub-page copy
+//! bounds, `set_version` preserving the reserved entries, maptrack handle
+//! order for a one-vCPU domain, table growth on `add_to_physmap`, port
+//! allocation (port 0 reserved, lowest free first), the interdomain state
+//! machine (closing one end leaves the other unbound to the closer), and the
+//! 2-level and FIFO delivery algorithms bit for bit.
+//!
+//! # What is simplified
+//!
+//! * One vCPU per domain; binding anything to another vCPU is `-ENOENT`.
+//! * Pointer arguments are trusted (they are host pointers; null is
+//!   `-EFAULT`). Every value is validated and batch counts are bounded, so
+//!   arbitrary argument *values* never panic the mock.
+//! * Mapping a grant is stricter than Xen: `host_addr` must be the
+//!   page-aligned address of an empty window frame of the mapper
+//!   (`GNTST_general_error` otherwise; Xen would replace RAM or crash the
+//!   domain). Only RAM frames can be granted (`GNTST_bad_page` otherwise).
+//!   Device, application and PTE mappings are refused, as for any HVM guest.
+//! * Transitive grants are refused (`GNTST_general_error`), as on a Xen
+//!   booted with `gnttab=no-transitive`. Transfer and swap are `-ENOSYS`.
+//! * No privileged domain: operations on another domain (`alloc_unbound`,
+//!   `status`, `query_size`, ...) get XSM's `-EPERM`/`GNTST_permission_denied`;
+//!   global VIRQs have no handler domain (`-EBUSY`); raise per-domain ones
+//!   with [`Xen::raise_virq`].
+//! * Frame numbers reported for unmapped grant-table frames by `setup_table`
+//!   and `get_status_frames`, and `dev_bus_addr` of a map, are synthetic
+//!   "machine" numbers (bit 40 or 41 set): meaningless to pass back.
+//! * `add_to_physmap` places frames only in window gfns (`-EINVAL` for RAM);
+//!   `remove_from_physmap` removes Xen frames only (`-EOPNOTSUPP` for RAM,
+//!   `-EPERM` for a mapped grant); moving RAM (`XENMAPSPACE_gmfn*`) is
+//!   `-EOPNOTSUPP`.
+//! * Grant copies claim and release each end per operation (Xen keeps a claim
+//!   across consecutive operations of a batch); the difference is invisible
+//!   once the hypercall returns.
+//! * Port buckets are 64 ports (a port beyond the allocated buckets is
+//!   `-EINVAL`, one inside them but unused is "closed"); `max_evtchn_port`
+//!   defaults to 1023 like libxl's `max_event_channels`.
+//!
+//! # Example
+//!
+//! ```
+//! use xenpv_mock::{DomainConfig, Xen};
+//! use xenpv_platform::Platform;
+//!
+//! let xen = Xen::new();
+//! let front = xen.create_domain(DomainConfig::default());
+//! let back = xen.create_domain(DomainConfig::default());
+//! assert_eq!((front.domid(), back.domid()), (1, 2));
+//!
+//! // The front end writes a page of its RAM; the toolstack-eye view agrees.
+//! let page = front.alloc_pages(1).unwrap();
+//! let gfn = front.frame_of(page).unwrap();
+//! // SAFETY: `page` is a freshly allocated, writable page of `front`.
+//! unsafe { page.as_ptr().write_volatile(42) };
+//! let mut byte = [0u8];
+//! front.read_frame(gfn, 0, &mut byte).unwrap();
+//! assert_eq!(byte, [42]);
+//! ```
+//!
+//! Granting a page and mapping it from another domain, with the hypercalls a
+//! grant driver makes:
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use xenpv_mock::{DomainConfig, Xen};
+//! use xenpv_platform::Platform;
+//! use xenpv_sys::grant_table::*;
+//! use xenpv_sys::memory::*;
+//! use xenpv_sys::xen::*;
+//!
+//! let xen = Xen::new();
+//! let (front, back) = (xen.create_domain(DomainConfig::default()), xen.create_domain(DomainConfig::default()));
+//!
+//! // The front end maps grant-table frame 0 into a window (HVM style)...
+//! let table = front.reserve_window(1).unwrap();
+//! let mut xatp = XenAddToPhysmap {
+//!     domid: DOMID_SELF, space: XENMAPSPACE_GRANT_TABLE, idx: 0,
+//!     gpfn: table.first_gfn.unwrap(), ..Default::default()
+//! };
+//! // SAFETY: `xatp` is a valid `xen_add_to_physmap` for the call.
+//! let rc = unsafe { front.hypercall(HYPERVISOR_MEMORY_OP, [u64::from(XENMEM_ADD_TO_PHYSMAP), &raw mut xatp as u64, 0, 0, 0]) };
+//! assert_eq!(rc, 0);
+//! // ...and grants a page to the back end in v1 entry 8.
+//! let page = front.alloc_pages(1).unwrap();
+//! let entry = table.va.as_ptr().wrapping_add(8 * 8);
+//! // SAFETY: entry 8 of the mapped table; 4-aligned words.
+//! let frame = unsafe { AtomicU32::from_ptr(entry.wrapping_add(4).cast()) };
+//! frame.store(front.frame_of(page).unwrap() as u32, Ordering::SeqCst);
+//! // SAFETY: as above, the flags/domid word.
+//! let header = unsafe { AtomicU32::from_ptr(entry.cast()) };
+//! header.store(u32::from(GrantFlags::PERMIT_ACCESS.bits()) | u32::from(back.domid()) << 16, Ordering::SeqCst);
+//!
+//! // The back end maps it into its own window.
+//! let w = back.reserve_window(1).unwrap();
+//! let mut op = GnttabMapGrantRef {
+//!     host_addr: w.host_addr(0).unwrap(), flags: GntmapFlags::HOST_MAP.bits(),
+//!     ref_: 8, dom: front.domid(), ..Default::default()
+//! };
+//! // SAFETY: `op` is one valid `gnttab_map_grant_ref`.
+//! let rc = unsafe { back.hypercall(HYPERVISOR_GRANT_TABLE_OP, [u64::from(GNTTABOP_MAP_GRANT_REF), &raw mut op as u64, 1, 0, 0]) };
+//! assert_eq!((rc, op.status), (0, GNTST_OKAY));
+//! // Xen marked the entry in use; the two addresses alias one page.
+//! assert_ne!(header.load(Ordering::SeqCst) & u32::from(GrantFlags::WRITING.bits()), 0);
+//! // SAFETY: both are mapped, writable pages.
+//! unsafe { page.as_ptr().write_volatile(7) };
+//! // SAFETY: as above.
+//! assert_eq!(unsafe { w.va.as_ptr().read_volatile() }, 7);
+//! ```
+
+#![warn(missing_debug_implementations)]
+
+mod evtchn;
+mod gnttab;
+mod hypercall;
+mod mem;
+mod state;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use xenpv_platform::{FrameKind, Platform, SharedInfo, Window};
+use xenpv_sys::event_channel::EvtchnPort;
+use xenpv_sys::xen::{DOMID_FIRST_RESERVED, DomId};
+
+pub use hypercall::MAX_BATCH;
+
+use mem::{Memory, PAGE, View};
+use state::{DomState, DomainCore, P2m, State, lock};
+
+/// Configuration of a new domain.
+///
+/// ```
+/// use xenpv_mock::DomainConfig;
+/// let cfg = DomainConfig { name: "netfront".into(), ram_pages: 64, ..Default::default() };
+/// assert_eq!(cfg.window_pages, 512);
+/// assert_eq!(cfg.max_grant_frames, 16);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainConfig {
+    /// A name for diagnostics.
+    pub name: String,
+    /// RAM frames (gfns `0..ram_pages`). Default 512 (2 MiB).
+    pub ram_pages: u64,
+    /// Window frames for Xen to map into (gfns after RAM). Default 512.
+    pub window_pages: u64,
+    /// Grant-table size limit in frames (`max_grant_frames`). Default 16.
+    pub max_grant_frames: u32,
+    /// Highest grant-table version the domain may select (1 or 2). Default 2.
+    pub max_grant_version: u32,
+    /// Highest event-channel port (`max_evtchn_port`). Default 1023.
+    pub max_evtchn_port: u32,
+}
+
+impl Default for DomainConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            ram_pages: 512,
+            window_pages: 512,
+            max_grant_frames: 16,
+            max_grant_version: 2,
+            max_evtchn_port: evtchn::DEFAULT_MAX_PORT,
+        }
+    }
+}
+
+/// Why a domain could not be created.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CreateError {
+    /// A configuration value is out of range (the message says which).
+    InvalidConfig(&'static str),
+    /// All domain ids below `DOMID_FIRST_RESERVED` were used.
+    NoDomainIds,
+    /// Creating or mapping the domain's memory failed.
+    Memory(std::io::Error),
+}
+
+impl fmt::Display for CreateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidConfig(what) => write!(f, "invalid domain configuration: {what}"),
+            Self::NoDomainIds => f.write_str("out of domain ids"),
+            Self::Memory(e) => write!(f, "cannot set up domain memory: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CreateError {}
+
+/// Why [`Domain::read_frame`] or [`Domain::write_frame`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AccessError {
+    /// The gfn holds nothing (an empty window frame, or out of range).
+    NotMapped,
+    /// `offset + len` goes past the end of the frame.
+    OutOfBounds,
+    /// The gfn holds a read-only grant mapping.
+    ReadOnly,
+    /// The domain was destroyed.
+    NoDomain,
+}
+
+impl fmt::Display for AccessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotMapped => "nothing is mapped at that frame",
+            Self::OutOfBounds => "access crosses the end of the frame",
+            Self::ReadOnly => "the frame is a read-only grant mapping",
+            Self::NoDomain => "the domain was destroyed",
+        })
+    }
+}
+
+impl std::error::Error for AccessError {}
+
+/// A fault to inject with [`Xen::inject`].
+///
+/// Counted faults apply to the next `count` matching operations, by any
+/// domain; injecting the same kind again adds to the count.
+///
+/// ```
+/// use xenpv_mock::{Fault, Xen};
+/// use xenpv_sys::grant_table::GNTST_EAGAIN;
+/// let xen = Xen::new();
+/// assert!(xen.inject(Fault::FailMaps { count: 2, status: GNTST_EAGAIN }));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// The next `count` `map_grant_ref` operations fail with `status`
+    /// (e.g. `GNTST_eagain`) without side effects.
+    FailMaps {
+        /// How many operations.
+        count: u32,
+        /// The `GNTST_*` status they get.
+        status: i16,
+    },
+    /// The next `count` `EVTCHNOP_send`s on `port` of `domid` (the sender)
+    /// succeed but deliver nothing.
+    DropSends {
+        /// The sending domain.
+        domid: DomId,
+        /// The sender's port.
+        port: EvtchnPort,
+        /// How many sends.
+        count: u32,
+    },
+    /// The next `count` sends on `port` of `domid` are delivered now and again
+    /// at the start of the next hypercall by any domain (or at
+    /// [`Xen::deliver_deferred`]): a duplicate notification arriving after
+    /// the receiver may have consumed the first.
+    DuplicateSends {
+        /// The sending domain.
+        domid: DomId,
+        /// The sender's port.
+        port: EvtchnPort,
+        /// How many sends.
+        count: u32,
+    },
+    /// Raises `port` of `domid` now, as delivery would, whatever the port is
+    /// bound to (a spurious event: pending without a send). Fails if the port
+    /// is beyond the 2-level range (4096) or, with FIFO, beyond the ports
+    /// allocated so far.
+    SpuriousEvent {
+        /// The receiving domain.
+        domid: DomId,
+        /// Its port.
+        port: EvtchnPort,
+    },
+    /// Writes `bytes` at `offset` of the grant that `mapper` maps writable at
+    /// `gfn`, now: a hostile back end scribbling over a front end's page
+    /// through its mapping. Fails if no writable grant is mapped there or the
+    /// range leaves the page.
+    Scribble {
+        /// The domain holding the mapping.
+        mapper: DomId,
+        /// The window frame of the mapping.
+        gfn: u64,
+        /// First byte to write.
+        offset: usize,
+        /// What to write.
+        bytes: Vec<u8>,
+    },
+}
+
+impl Fault {
+    /// A [`Fault::Scribble`] of a whole page of pseudo-random bytes from
+    /// `seed` (xorshift64*, so the same seed gives the same bytes).
+    ///
+    /// ```
+    /// use xenpv_mock::Fault;
+    /// assert_eq!(Fault::scribble_random(1, 600, 7), Fault::scribble_random(1, 600, 7));
+    /// assert_ne!(Fault::scribble_random(1, 600, 7), Fault::scribble_random(1, 600, 8));
+    /// ```
+    #[must_use]
+    pub fn scribble_random(mapper: DomId, gfn: u64, seed: u64) -> Self {
+        let mut x = seed | 1;
+        let bytes = (0..PAGE)
+            .map(|_| {
+                x ^= x >> 12;
+                x ^= x << 25;
+                x ^= x >> 27;
+                (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+            })
+            .collect();
+        Self::Scribble {
+            mapper,
+            gfn,
+            offset: 0,
+            bytes,
+        }
+    }
+}
+
+/// A snapshot of the mock's counters ([`Xen::stats`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Successful `EVTCHNOP_send`s per sender `(domid, port)` (including
+    /// dropped ones and sends on unbound ports).
+    pub sends: BTreeMap<(DomId, EvtchnPort), u64>,
+    /// Events set pending on bound ports, per receiver `(domid, port)`
+    /// (sends, VIRQs, the notification `bind_interdomain` raises, duplicates).
+    pub deliveries: BTreeMap<(DomId, EvtchnPort), u64>,
+    /// Sends swallowed by [`Fault::DropSends`].
+    pub dropped_sends: u64,
+    /// Sends duplicated by [`Fault::DuplicateSends`].
+    pub duplicated_sends: u64,
+    /// Events raised by [`Fault::SpuriousEvent`].
+    pub spurious_events: u64,
+    /// Successful `map_grant_ref` operations.
+    pub grant_maps: u64,
+    /// Failed `map_grant_ref` operations (including injected failures).
+    pub grant_map_failures: u64,
+    /// Successful unmaps of a host mapping.
+    pub grant_unmaps: u64,
+    /// Successful non-empty `GNTTABOP_copy` operations.
+    pub grant_copies: u64,
+    /// Live grant mappings per mapping domain (domains with none omitted).
+    pub active_mappings: BTreeMap<DomId, u64>,
+    /// Hypercalls made (all domains).
+    pub hypercalls: u64,
+}
+
+impl Stats {
+    /// Sends on `port` of `domid`.
+    #[must_use]
+    pub fn sends_on(&self, domid: DomId, port: EvtchnPort) -> u64 {
+        self.sends.get(&(domid, port)).copied().unwrap_or(0)
+    }
+
+    /// Deliveries to `port` of `domid`.
+    #[must_use]
+    pub fn deliveries_to(&self, domid: DomId, port: EvtchnPort) -> u64 {
+        self.deliveries.get(&(domid, port)).copied().unwrap_or(0)
+    }
+
+    /// Live grant mappings held by `domid`.
+    #[must_use]
+    pub fn mappings_of(&self, domid: DomId) -> u64 {
+        self.active_mappings.get(&domid).copied().unwrap_or(0)
+    }
+}
+
+struct XenInner {
+    state: Mutex<State>,
+}
+
+/// The simulated hypervisor: a cheap-to-clone handle to shared state.
+///
+/// ```
+/// use xenpv_mock::{DomainConfig, Xen};
+/// let xen = Xen::new();
+/// let d = xen.create_domain(DomainConfig::default());
+/// assert_eq!(xen.domain(d.domid()).map(|x| x.domid()), Some(1));
+/// assert!(xen.destroy_domain(1));
+/// assert!(xen.domain(1).is_none());
+/// ```
+#[derive(Clone)]
+pub struct Xen {
+    inner: Arc<XenInner>,
+}
+
+impl fmt::Debug for Xen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = lock(&self.inner.state);
+        f.debug_struct("Xen")
+            .field("domains", &st.domains.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Xen {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Xen {
+    /// An empty hypervisor.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            inner: Arc::new(XenInner {
+                state: Mutex::new(State::new()),
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        lock(&self.inner.state)
+    }
+
+    /// Creates a domain (domids count up from 1 and are never reused).
+    ///
+    /// # Panics
+    /// If [`Xen::try_create_domain`] fails.
+    #[must_use]
+    pub fn create_domain(&self, config: DomainConfig) -> Domain {
+        match self.try_create_domain(config) {
+            Ok(d) => d,
+            Err(e) => panic!("xenpv-mock: {e}"),
+        }
+    }
+
+    /// Creates a domain, or says why not: `ram_pages` and `window_pages` must
+    /// be 1..=2^23 each, `max_grant_frames` 1..=1024, `max_grant_version` 1
+    /// or 2, `max_evtchn_port` below 2^17.
+    ///
+    /// ```
+    /// use xenpv_mock::{CreateError, DomainConfig, Xen};
+    /// let xen = Xen::new();
+    /// let bad = DomainConfig { max_grant_frames: 0, ..Default::default() };
+    /// assert!(matches!(xen.try_create_domain(bad), Err(CreateError::InvalidConfig(_))));
+    /// ```
+    pub fn try_create_domain(&self, config: DomainConfig) -> Result<Domain, CreateError> {
+        const MAX_PAGES: u64 = 1 << 23;
+        if !(1..=MAX_PAGES).contains(&config.ram_pages) {
+            return Err(CreateError::InvalidConfig("ram_pages must be 1..=2^23"));
+        }
+        if !(1..=MAX_PAGES).contains(&config.window_pages) {
+            return Err(CreateError::InvalidConfig("window_pages must be 1..=2^23"));
+        }
+        if !(1..=1024).contains(&config.max_grant_frames) {
+            return Err(CreateError::InvalidConfig(
+                "max_grant_frames must be 1..=1024",
+            ));
+        }
+        if !(1..=2).contains(&config.max_grant_version) {
+            return Err(CreateError::InvalidConfig(
+                "max_grant_version must be 1 or 2",
+            ));
+        }
+        if config.max_evtchn_port >= 1 << 17 {
+            return Err(CreateError::InvalidConfig(
+                "max_evtchn_port must be below 2^17",
+            ));
+        }
+        let mut st = self.state();
+        let domid = DomId::try_from(st.next_domid)
+            .ok()
+            .filter(|&d| d < DOMID_FIRST_RESERVED)
+            .ok_or(CreateError::NoDomainIds)?;
+        let xen_frames = 1 + gnttab::GrantTable::xen_frames(config.max_grant_frames);
+        let mem = Memory::new(config.ram_pages, config.window_pages, xen_frames)
+            .map_err(CreateError::Memory)?;
+        let core = Arc::new(DomainCore::new(domid, config.name, mem));
+        st.next_domid += 1;
+        st.domains.insert(
+            domid,
+            DomState {
+                core: Arc::clone(&core),
+                gt: gnttab::GrantTable::new(config.max_grant_frames, config.max_grant_version),
+                ev: evtchn::EventState::new(config.max_evtchn_port),
+                p2m: BTreeMap::new(),
+                frame_gfn: BTreeMap::new(),
+            },
+        );
+        Ok(Domain {
+            xen: self.clone(),
+            core,
+        })
+    }
+
+    /// A handle to domain `domid`, if it exists.
+    #[must_use]
+    pub fn domain(&self, domid: DomId) -> Option<Domain> {
+        let st = self.state();
+        st.domains.get(&domid).map(|d| Domain {
+            xen: self.clone(),
+            core: Arc::clone(&d.core),
+        })
+    }
+
+    /// The ids of the live domains, ascending.
+    #[must_use]
+    pub fn domains(&self) -> Vec<DomId> {
+        self.state().domains.keys().copied().collect()
+    }
+
+    /// Destroys a domain: its mappings of other domains' grants are released
+    /// (their `GTF_reading`/`GTF_writing` clear), its event channels close
+    /// (interdomain peers become unbound), and its id stops resolving. Pages
+    /// other domains still map stay mapped; existing [`Domain`] handles keep
+    /// the memory alive, and their hypercalls get `-ESRCH`. `false` if there
+    /// was no such domain.
+    pub fn destroy_domain(&self, domid: DomId) -> bool {
+        self.state().destroy(domid)
+    }
+
+    /// Xen raising `virq` (e.g. `VIRQ_TIMER`) for `domid`: delivers to the port
+    /// the domain bound with `EVTCHNOP_bind_virq`. `false` if none is bound.
+    ///
+    /// ```
+    /// use xenpv_mock::{DomainConfig, Xen};
+    /// let xen = Xen::new();
+    /// let d = xen.create_domain(DomainConfig::default());
+    /// assert!(!xen.raise_virq(d.domid(), xenpv_sys::xen::VIRQ_TIMER));
+    /// ```
+    pub fn raise_virq(&self, domid: DomId, virq: u32) -> bool {
+        evtchn::raise_virq(&mut self.state(), domid, virq)
+    }
+
+    /// Injects a fault (see [`Fault`]). `false` if an immediate fault
+    /// ([`Fault::SpuriousEvent`], [`Fault::Scribble`]) had no target.
+    pub fn inject(&self, fault: Fault) -> bool {
+        self.state().inject(fault)
+    }
+
+    /// Forgets injected faults that have not fired yet (and pending
+    /// duplicate deliveries).
+    pub fn clear_faults(&self) {
+        self.state().clear_faults();
+    }
+
+    /// Delivers duplicated notifications now (see [`Fault::DuplicateSends`]);
+    /// returns how many.
+    pub fn deliver_deferred(&self) -> usize {
+        self.state().deliver_deferred()
+    }
+
+    /// A snapshot of the counters.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.state().snapshot()
+    }
+}
+
+/// A simulated domain: a cheap-to-clone handle implementing
+/// [`Platform`] as an HVM/PVH guest.
+///
+/// ```
+/// use xenpv_mock::{DomainConfig, Xen};
+/// use xenpv_platform::{FrameKind, Platform};
+/// let xen = Xen::new();
+/// let d = xen.create_domain(DomainConfig { ram_pages: 16, window_pages: 4, ..Default::default() });
+/// assert_eq!(d.frame_kind(), FrameKind::GuestPhysical);
+/// let w = d.reserve_window(2).unwrap();
+/// assert_eq!(w.first_gfn, Some(16));
+/// assert_eq!(d.gfn_of(w.va.as_ptr()), Some(16));
+/// ```
+#[derive(Clone)]
+pub struct Domain {
+    xen: Xen,
+    core: Arc<DomainCore>,
+}
+
+impl fmt::Debug for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Domain")
+            .field("domid", &self.core.domid)
+            .field("name", &self.core.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Domain {
+    /// This domain's id.
+    #[must_use]
+    pub fn domid(&self) -> DomId {
+        self.core.domid
+    }
+
+    /// The name from its [`DomainConfig`].
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.core.name
+    }
+
+    /// The hypervisor this domain runs on.
+    #[must_use]
+    pub fn xen(&self) -> &Xen {
+        &self.xen
+    }
+
+    /// Number of RAM frames (gfns `0..ram_pages`).
+    #[must_use]
+    pub fn ram_pages(&self) -> u64 {
+        self.core.mem.ram_pages()
+    }
+
+    /// Whether vCPU 0's `evtchn_upcall_pending` is set (an event upcall would
+    /// be taken now).
+    ///
+    /// ```
+    /// use xenpv_mock::{DomainConfig, Xen};
+    /// use xenpv_platform::Platform;
+    /// use xenpv_sys::event_channel::*;
+    /// use xenpv_sys::xen::{DOMID_SELF, HYPERVISOR_EVENT_CHANNEL_OP};
+    ///
+    /// let xen = Xen::new();
+    /// let (a, b) = (xen.create_domain(DomainConfig::default()), xen.create_domain(DomainConfig::default()));
+    /// let op = |d: &xenpv_mock::Domain, cmd: u32, arg: *mut u8| {
+    ///     // SAFETY: every call below passes the structure `cmd` takes.
+    ///     unsafe { d.hypercall(HYPERVISOR_EVENT_CHANNEL_OP, [u64::from(cmd), arg as u64, 0, 0, 0]) }
+    /// };
+    /// let mut alloc = EvtchnAllocUnbound { dom: DOMID_SELF, remote_dom: b.domid(), port: 0 };
+    /// assert_eq!(op(&a, EVTCHNOP_ALLOC_UNBOUND, (&raw mut alloc).cast()), 0);
+    /// let mut bind = EvtchnBindInterdomain { remote_dom: a.domid(), remote_port: alloc.port, ..Default::default() };
+    /// assert_eq!(op(&b, EVTCHNOP_BIND_INTERDOMAIN, (&raw mut bind).cast()), 0);
+    /// assert!(b.upcall_pending()); // binding raises the new local port once
+    ///
+    /// assert!(!a.upcall_pending());
+    /// let mut send = EvtchnSend { port: bind.local_port };
+    /// assert_eq!(op(&b, EVTCHNOP_SEND, (&raw mut send).cast()), 0);
+    /// assert!(a.upcall_pending());
+    /// assert_eq!(xen.stats().sends_on(b.domid(), bind.local_port), 1);
+    /// ```
+    #[must_use]
+    pub fn upcall_pending(&self) -> bool {
+        self.core
+            .upcall_pending()
+            .is_some_and(|u| u.load(Ordering::SeqCst) & 1 != 0)
+    }
+
+    /// Clears vCPU 0's `evtchn_upcall_pending` (as an upcall handler does
+    /// first); returns whether it was set.
+    pub fn clear_upcall_pending(&self) -> bool {
+        self.core
+            .upcall_pending()
+            .is_some_and(|u| u.swap(0, Ordering::SeqCst) & 1 != 0)
+    }
+
+    /// Blocks until `evtchn_upcall_pending` is set (immediately if it is) or
+    /// `timeout` passes; returns whether it is set. For domains running on
+    /// their own threads.
+    #[must_use]
+    pub fn wait_for_event(&self, timeout: Duration) -> bool {
+        self.core.wait(timeout)
+    }
+
+    /// The guest frame containing `va`, if `va` is in this domain's
+    /// guest-physical space (RAM or window).
+    #[must_use]
+    pub fn gfn_of(&self, va: *const u8) -> Option<u64> {
+        self.core.mem.gfn_of(va)
+    }
+
+    /// The address of guest frame `gfn` in this domain's space.
+    #[must_use]
+    pub fn va_of(&self, gfn: u64) -> Option<NonNull<u8>> {
+        self.core.mem.gfn_va(gfn)
+    }
+
+    /// Where the bytes of `gfn` are, for the mock's own access.
+    fn locate(&self, gfn: u64, write: bool) -> Result<(Arc<DomainCore>, View, u64), AccessError> {
+        if self.core.mem.is_ram(gfn) {
+            return Ok((Arc::clone(&self.core), View::Ram, gfn));
+        }
+        let st = self.xen.state();
+        let d = st
+            .domains
+            .get(&self.core.domid)
+            .ok_or(AccessError::NoDomain)?;
+        match d.p2m.get(&gfn) {
+            Some(P2m::Xen(f)) => Ok((Arc::clone(&self.core), View::Xen, d.xen_index(*f))),
+            Some(P2m::Grant {
+                core,
+                frame,
+                writable,
+                ..
+            }) => {
+                if write && !writable {
+                    return Err(AccessError::ReadOnly);
+                }
+                Ok((Arc::clone(core), View::Ram, *frame))
+            }
+            None => Err(AccessError::NotMapped),
+        }
+    }
+
+    /// Reads bytes of guest frame `gfn` (RAM, or whatever Xen mapped at a
+    /// window frame) through the mock's own mapping: what the toolstack or a
+    /// peer sees.
+    ///
+    /// ```
+    /// use xenpv_mock::{AccessError, DomainConfig, Xen};
+    /// let d = Xen::new().create_domain(DomainConfig { ram_pages: 4, ..Default::default() });
+    /// d.write_frame(3, 10, b"xen").unwrap();
+    /// let mut b = [0u8; 3];
+    /// d.read_frame(3, 10, &mut b).unwrap();
+    /// assert_eq!(&b, b"xen");
+    /// assert_eq!(d.read_frame(5, 0, &mut b), Err(AccessError::NotMapped));
+    /// assert_eq!(d.read_frame(3, 4095, &mut b), Err(AccessError::OutOfBounds));
+    /// ```
+    pub fn read_frame(&self, gfn: u64, offset: usize, buf: &mut [u8]) -> Result<(), AccessError> {
+        let (core, view, frame) = self.locate(gfn, false)?;
+        if core.mem.read(view, frame, offset, buf) {
+            Ok(())
+        } else {
+            Err(AccessError::OutOfBounds)
+        }
+    }
+
+    /// Writes bytes into guest frame `gfn` through the mock's own mapping:
+    /// what a hostile peer or the toolstack would write. Read-only grant
+    /// mappings refuse.
+    pub fn write_frame(&self, gfn: u64, offset: usize, data: &[u8]) -> Result<(), AccessError> {
+        let (core, view, frame) = self.locate(gfn, true)?;
+        if core.mem.write(view, frame, offset, data) {
+            Ok(())
+        } else {
+            Err(AccessError::OutOfBounds)
+        }
+    }
+}
+
+// SAFETY: each promise of the trait, by method:
+// * `frame_kind`: the mock translates gfns like Xen does for HVM/PVH, always.
+// * `hypercall`: implements Xen's semantics for the operations it decodes and
+//   returns `-ENOSYS` for the rest.
+// * `alloc_pages`/`free_pages`: pages come from the domain's RAM allocator,
+//   are zeroed on allocation, are valid for reads and writes for the life of
+//   the domain's memory (kept alive by this handle), and `frame_of` returns
+//   the gfn backing them.
+// * `frame_of`: the RAM mapping at `base + gfn * 4096` is the frame `gfn`
+//   that grants and copies name, for the life of the memory.
+// * `shared_info`: points into the mock's own mapping of the domain's
+//   shared_info frame, which the mock updates, valid while this handle lives.
+// * `reserve_window`/`release_window`: window gfns are handed out at most
+//   once at a time, never overlap RAM, and map at `base + gfn * 4096`.
+unsafe impl Platform for Domain {
+    fn frame_kind(&self) -> FrameKind {
+        FrameKind::GuestPhysical
+    }
+
+    unsafe fn hypercall(&self, op: u32, args: [u64; 5]) -> i64 {
+        let mut st = self.xen.state();
+        // SAFETY: the caller upholds `Platform::hypercall`'s contract, which
+        // is `dispatch`'s.
+        unsafe { hypercall::dispatch(&mut st, self.core.domid, op, args) }
+    }
+
+    fn alloc_pages(&self, count: usize) -> Option<NonNull<u8>> {
+        let first = lock(&self.core.alloc).ram(count)?;
+        self.core.mem.zero(View::Ram, first, count as u64);
+        self.core.mem.gfn_va(first)
+    }
+
+    unsafe fn free_pages(&self, base: NonNull<u8>, count: usize) {
+        if let Some(gfn) = self.frame_of(base) {
+            lock(&self.core.alloc).free_ram(gfn, count);
+        }
+    }
+
+    fn frame_of(&self, page: NonNull<u8>) -> Option<u64> {
+        let gfn = self.core.mem.gfn_of(page.as_ptr())?;
+        let aligned = self.core.mem.gfn_va(gfn) == Some(page);
+        (aligned && self.core.mem.is_ram(gfn)).then_some(gfn)
+    }
+
+    fn shared_info(&self) -> NonNull<SharedInfo> {
+        // Frame 0 of the Xen memory always exists (`Memory::new` refuses
+        // an empty Xen file), so the fallback is never taken.
+        self.core
+            .mem
+            .frame_ptr(View::Xen, 0)
+            .map_or(NonNull::dangling(), NonNull::cast)
+    }
+
+    fn reserve_window(&self, pages: usize) -> Option<Window> {
+        let slot = lock(&self.core.alloc).window(pages)?;
+        let first_gfn = self.core.mem.ram_pages() + slot;
+        Some(Window {
+            va: self.core.mem.gfn_va(first_gfn)?,
+            pages,
+            first_gfn: Some(first_gfn),
+        })
+    }
+
+    unsafe fn release_window(&self, window: Window) {
+        if let Some(first) = window.first_gfn {
+            if let Some(slot) = first.checked_sub(self.core.mem.ram_pages()) {
+                lock(&self.core.alloc).free_window(slot, window.pages);
+            }
+        }
+    }
+}
