@@ -13,11 +13,13 @@ step "prerequisites"
 step "cargo fmt --check"
 cargo fmt --all --check
 cargo fmt --manifest-path examples/nostd-link/Cargo.toml --check
+cargo fmt --manifest-path examples/pvh-guest/Cargo.toml --check
 cargo fmt --manifest-path fuzz/Cargo.toml --all --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --manifest-path examples/nostd-link/Cargo.toml --release -- -D warnings
+cargo clippy --manifest-path examples/pvh-guest/Cargo.toml --release -- -D warnings
 RUSTC_BOOTSTRAP=1 cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 step "cargo test --workspace"
@@ -42,6 +44,9 @@ if [ -n "$undefined" ]; then
 fi
 "$bin"
 echo "no_std binary: $(stat -c %s "$bin") bytes, statically linked, no undefined symbols, ran OK"
+
+step "real Xen: Xen 4.17 + Linux dom0 under QEMU (TCG, no KVM needed), our PVH guest"
+"$root/scripts/xen-testbed/run.sh"
 
 step "fuzz (${FUZZ_SECONDS:-20} s per target)"
 "$root/fuzz/run-all.sh" "${FUZZ_SECONDS:-20}"

@@ -1,6 +1,6 @@
-//! Real [`Platform`]s for x86_64 guests: [`HvmPlatform`] for HVM and PVH
-//! (guest-physical frames, Xen translates) and [`PvPlatform`] for classic PV
-//! (machine frames through the p2m table).
+//! A real [`Platform`] for x86_64 guests: [`X86Platform::hvm`] for HVM and
+//! PVH (guest-physical frames, Xen translates) and [`X86Platform::pv`] for
+//! classic PV (machine frames through the p2m table).
 //!
 //! Both take what the boot code already has — the hypercall page, a region of
 //! RAM to allocate shareable pages from, a range of address space for Xen to
@@ -60,28 +60,44 @@ impl<const WORDS: usize> Windows<WORDS> {
     }
 }
 
-/// An HVM or PVH guest: RAM at `va = pa + phys_offset` (0 for the identity
-/// mapping PVH boot code usually sets up), frames named by guest-physical
-/// frame number.
-pub struct HvmPlatform<const WORDS: usize> {
+/// How this guest's virtual pages map to the frame numbers Xen expects.
+#[derive(Clone, Copy, Debug)]
+enum Frames {
+    /// HVM/PVH: RAM at `va = pa + phys_offset`; frames are guest-physical.
+    Translated { phys_offset: usize },
+    /// PV: pseudo-physical frame `n` at `virt_base + n * PAGE_SIZE`, machine
+    /// frame from the p2m table.
+    P2m { virt_base: usize, p2m: NonNull<u64>, len: usize },
+}
+
+/// A real x86_64 guest: HVM/PVH ([`X86Platform::hvm`]) or classic PV
+/// ([`X86Platform::pv`]). The two differ only in how frames are named and in
+/// who maps Xen's frames (Xen itself through the physmap, or the guest
+/// through its page tables).
+pub struct X86Platform<const WORDS: usize> {
     hypercall_page: NonNull<u8>,
     pool: PagePool<WORDS>,
-    phys_offset: usize,
+    frames: Frames,
     windows: Windows<WORDS>,
     shared_info: NonNull<SharedInfo>,
 }
 
-impl<const WORDS: usize> core::fmt::Debug for HvmPlatform<WORDS> {
+impl<const WORDS: usize> core::fmt::Debug for X86Platform<WORDS> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("HvmPlatform")
+        f.debug_struct("X86Platform")
             .field("pool", &self.pool)
+            .field("frames", &self.frames)
             .field("shared_info", &self.shared_info)
             .finish_non_exhaustive()
     }
 }
 
-impl<const WORDS: usize> HvmPlatform<WORDS> {
-    /// Sets the platform up and asks Xen to place `shared_info` at the first
+/// Page-table entry bits for a present, writable, accessed, dirty mapping
+/// (user bit set: a 64-bit PV kernel runs in ring 3).
+const PTE_RW: u64 = 0x1 | 0x2 | 0x4 | 0x20 | 0x40;
+
+impl<const WORDS: usize> X86Platform<WORDS> {
+    /// An HVM or PVH guest. Asks Xen to place `shared_info` at the first
     /// frame of the window range (`XENMEM_add_to_physmap`,
     /// `XENMAPSPACE_shared_info`).
     ///
@@ -96,7 +112,7 @@ impl<const WORDS: usize> HvmPlatform<WORDS> {
     ///   `va = pa + phys_offset`.
     /// * `windows` is mapped to `first_gfn..` as described, and nothing else
     ///   uses those frames or addresses.
-    pub unsafe fn new(
+    pub unsafe fn hvm(
         hypercall_page: NonNull<u8>,
         pool: PagePool<WORDS>,
         phys_offset: usize,
@@ -129,87 +145,11 @@ impl<const WORDS: usize> HvmPlatform<WORDS> {
         if rc < 0 {
             return Err(PlatformError::Hypercall(rc));
         }
-        Ok(Self {
-            hypercall_page,
-            pool,
-            phys_offset,
-            windows,
-            shared_info: info.va.cast(),
-        })
-    }
-}
-
-// SAFETY: frame_kind is fixed; hypercalls go to Xen unchanged; pages come from
-// a pool of RAM (caller-vouched) and frame_of computes their GFN from the
-// constructor's va = pa + phys_offset mapping; shared_info was placed by Xen;
-// windows come from caller-reserved frames.
-unsafe impl<const WORDS: usize> Platform for HvmPlatform<WORDS> {
-    fn frame_kind(&self) -> FrameKind {
-        FrameKind::GuestPhysical
+        let frames = Frames::Translated { phys_offset };
+        Ok(Self { hypercall_page, pool, frames, windows, shared_info: info.va.cast() })
     }
 
-    unsafe fn hypercall(&self, op: u32, args: [u64; 5]) -> i64 {
-        let [a1, a2, a3, a4, a5] = args;
-        // SAFETY: the hypercall page is Xen's (constructor contract); the
-        // arguments are valid for `op` (this method's contract).
-        unsafe { hypercall5(self.hypercall_page.as_ptr(), op, a1, a2, a3, a4, a5) }
-    }
-
-    fn alloc_pages(&self, count: usize) -> Option<NonNull<u8>> {
-        self.pool.alloc(count)
-    }
-
-    unsafe fn free_pages(&self, base: NonNull<u8>, count: usize) {
-        // SAFETY: forwarded contract.
-        unsafe { self.pool.free(base, count) }
-    }
-
-    fn frame_of(&self, page: NonNull<u8>) -> Option<u64> {
-        self.pool.index_of(page)?;
-        let pa = (page.as_ptr() as usize).checked_sub(self.phys_offset)?;
-        Some((pa / PAGE_SIZE) as u64)
-    }
-
-    fn shared_info(&self) -> NonNull<SharedInfo> {
-        self.shared_info
-    }
-
-    fn reserve_window(&self, pages: usize) -> Option<Window> {
-        self.windows.reserve(pages)
-    }
-
-    unsafe fn release_window(&self, window: Window) {
-        self.windows.release(window)
-    }
-}
-
-/// A classic PV guest: frames are machine frames, looked up in the p2m table
-/// Xen passed in `start_info.mfn_list`.
-pub struct PvPlatform<const WORDS: usize> {
-    hypercall_page: NonNull<u8>,
-    pool: PagePool<WORDS>,
-    virt_base: usize,
-    p2m: NonNull<u64>,
-    p2m_len: usize,
-    windows: Windows<WORDS>,
-    shared_info: NonNull<SharedInfo>,
-}
-
-impl<const WORDS: usize> core::fmt::Debug for PvPlatform<WORDS> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("PvPlatform")
-            .field("pool", &self.pool)
-            .field("p2m_len", &self.p2m_len)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Page-table entry bits for a present, writable, accessed, dirty mapping
-/// (user bit set: a 64-bit PV kernel runs in ring 3).
-const PTE_RW: u64 = 0x1 | 0x2 | 0x4 | 0x20 | 0x40;
-
-impl<const WORDS: usize> PvPlatform<WORDS> {
-    /// A PV platform.
+    /// A classic PV guest.
     ///
     /// # Safety
     /// * `hypercall_page` is the page Xen filled with hypercall stubs.
@@ -219,7 +159,7 @@ impl<const WORDS: usize> PvPlatform<WORDS> {
     ///   (`start_info.nr_pages`) and not modified while the platform is used.
     /// * `shared_info` is where the boot code mapped the shared-info frame.
     /// * `windows` is address space with no mapping that nothing else uses.
-    pub unsafe fn new(
+    pub unsafe fn pv(
         hypercall_page: NonNull<u8>,
         pool: PagePool<WORDS>,
         virt_base: usize,
@@ -229,24 +169,23 @@ impl<const WORDS: usize> PvPlatform<WORDS> {
         windows: AddressRange,
     ) -> Result<Self, PlatformError> {
         let windows = Windows::new(windows, None).ok_or(PlatformError::Exhausted)?;
-        Ok(Self {
-            hypercall_page,
-            pool,
-            virt_base,
-            p2m,
-            p2m_len,
-            windows,
-            shared_info,
-        })
+        let frames = Frames::P2m { virt_base, p2m, len: p2m_len };
+        Ok(Self { hypercall_page, pool, frames, windows, shared_info })
     }
 }
 
-// SAFETY: as for HvmPlatform, with frame_of reading the p2m the constructor's
-// caller vouched for, and map_machine_frames asking Xen to map exactly the
-// given frames at the window's pages.
-unsafe impl<const WORDS: usize> Platform for PvPlatform<WORDS> {
+// SAFETY: frame_kind follows the constructor and never changes; hypercalls go
+// to Xen unchanged; pages come from a pool of RAM (caller-vouched) and
+// frame_of computes their frame from the constructor's mapping (phys offset,
+// or the p2m); shared_info was placed by Xen (HVM) or mapped by the caller
+// (PV); windows come from caller-reserved address space; map_machine_frames
+// asks Xen to map exactly the given frames at the window's pages.
+unsafe impl<const WORDS: usize> Platform for X86Platform<WORDS> {
     fn frame_kind(&self) -> FrameKind {
-        FrameKind::Machine
+        match self.frames {
+            Frames::Translated { .. } => FrameKind::GuestPhysical,
+            Frames::P2m { .. } => FrameKind::Machine,
+        }
     }
 
     unsafe fn hypercall(&self, op: u32, args: [u64; 5]) -> i64 {
@@ -267,13 +206,21 @@ unsafe impl<const WORDS: usize> Platform for PvPlatform<WORDS> {
 
     fn frame_of(&self, page: NonNull<u8>) -> Option<u64> {
         self.pool.index_of(page)?;
-        let pfn = (page.as_ptr() as usize).checked_sub(self.virt_base)? / PAGE_SIZE;
-        if pfn >= self.p2m_len {
-            return None;
+        let va = page.as_ptr() as usize;
+        match self.frames {
+            Frames::Translated { phys_offset } => {
+                Some((va.checked_sub(phys_offset)? / PAGE_SIZE) as u64)
+            }
+            Frames::P2m { virt_base, p2m, len } => {
+                let pfn = va.checked_sub(virt_base)? / PAGE_SIZE;
+                if pfn >= len {
+                    return None;
+                }
+                // SAFETY: pfn < len, and the p2m is valid for that many
+                // entries (constructor contract).
+                Some(unsafe { p2m.as_ptr().wrapping_add(pfn).read_volatile() })
+            }
         }
-        // SAFETY: pfn < p2m_len, and the p2m is valid for that many entries
-        // (constructor contract).
-        Some(unsafe { self.p2m.as_ptr().wrapping_add(pfn).read_volatile() })
     }
 
     fn shared_info(&self) -> NonNull<SharedInfo> {
@@ -288,11 +235,10 @@ unsafe impl<const WORDS: usize> Platform for PvPlatform<WORDS> {
         self.windows.release(window)
     }
 
-    unsafe fn map_machine_frames(
-        &self,
-        window: &Window,
-        mfns: &[u64],
-    ) -> Result<(), PlatformError> {
+    unsafe fn map_machine_frames(&self, window: &Window, mfns: &[u64]) -> Result<(), PlatformError> {
+        if let Frames::Translated { .. } = self.frames {
+            return Err(PlatformError::Unsupported);
+        }
         for (i, &mfn) in mfns.iter().enumerate() {
             let va = window.page(i).ok_or(PlatformError::Exhausted)?;
             // SAFETY: the caller guarantees Xen lets us map these frames; the
@@ -300,13 +246,7 @@ unsafe impl<const WORDS: usize> Platform for PvPlatform<WORDS> {
             let rc = unsafe {
                 self.hypercall(
                     HYPERVISOR_UPDATE_VA_MAPPING,
-                    [
-                        va.as_ptr() as u64,
-                        (mfn << 12) | PTE_RW,
-                        Uvmf::INVLPG.bits(),
-                        0,
-                        0,
-                    ],
+                    [va.as_ptr() as u64, (mfn << 12) | PTE_RW, Uvmf::INVLPG.bits(), 0, 0],
                 )
             };
             if rc < 0 {

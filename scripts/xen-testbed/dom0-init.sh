@@ -1,0 +1,173 @@
+#!/bin/sh
+# /init of the testbed's dom0 (busybox sh; the root is the initramfs).
+# Brings up the Xen toolstack, runs the scenario against our PVH guest and
+# prints one "XTB-RESULT <step> PASS|FAIL <detail>" line per step on the
+# console (hvc0 -> Xen -> the serial port run.sh reads), then powers off.
+# Kernel command line: xtb_break=console makes the guest corrupt a line.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/xen-4.17/bin
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+# devtmpfs has no /dev/fd and friends (udev makes them normally)
+ln -sf /proc/self/fd /dev/fd
+ln -sf fd/0 /dev/stdin
+ln -sf fd/1 /dev/stdout
+ln -sf fd/2 /dev/stderr
+exec </dev/console >/dev/console 2>&1
+
+NAME=xtb-guest
+CFG=/etc/xen/$NAME.cfg
+CONSOLE_LOG=/var/log/xen/console/guest-$NAME.log
+XL_LOG=/var/log/xen/xl-$NAME.log
+GUEST_TIMEOUT=180 # seconds from xl unpause until the guest must be gone
+
+mark() { echo "XTB-MARK $* uptime=$(cut -d' ' -f1 /proc/uptime)"; }
+FAILED=
+result() {
+  step=$1 verdict=$2
+  shift 2
+  echo "XTB-RESULT $step $verdict $*"
+  [ "$verdict" = PASS ] || FAILED=1
+}
+finish() {
+  mark scenario-done
+  sync
+  poweroff -f
+  sleep 30
+}
+show() { # file: print it indented, for diagnosis
+  echo "----- $1"
+  sed 's/^/  | /' "$1" 2>/dev/null | tail -n 40
+}
+
+mark dom0-init
+read -r cmdline </proc/cmdline
+BREAK=
+for arg in $cmdline; do
+  case "$arg" in xtb_break=*) BREAK=${arg#xtb_break=} ;; esac
+done
+
+# --- step boot: the toolstack
+boot_fail() {
+  result boot FAIL "$*"
+  dmesg | tail -n 20
+  finish
+}
+modprobe -a xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs || boot_fail "modprobe"
+mount -t xenfs xenfs /proc/xen || boot_fail "mount xenfs"
+mkdir -p /run/xen /run/xenstored /var/lib/xen /var/log/xen/console
+XENSTORED_ROOTDIR=/run/xenstored oxenstored --pid-file /run/xenstored.pid || boot_fail "oxenstored"
+i=0
+until xenstore-read -s / >/dev/null 2>&1; do
+  i=$((i + 1))
+  [ $i -le 100 ] || boot_fail "xenstored does not answer"
+  usleep 100000
+done
+xen-init-dom0 >/tmp/init-dom0.log 2>&1 || {
+  show /tmp/init-dom0.log
+  boot_fail "xen-init-dom0"
+}
+xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console ||
+  boot_fail "xenconsoled"
+xl info >/tmp/xl-info 2>&1 || {
+  show /tmp/xl-info
+  boot_fail "xl info"
+}
+result boot PASS "$(awk '/^(xen_version|virt_caps) / { v = $0; sub(/^[^:]*: */, "", v); printf "%s=[%s] ", $1, v }' /tmp/xl-info)"
+mark dom0-ready
+
+# --- step create: our guest, PVH, kernel = our ELF
+cat >"$CFG" <<EOF
+name = "$NAME"
+type = "pvh"
+kernel = "/boot/xenpv-pvh-guest"
+cmdline = "${BREAK:+xtb.break=$BREAK}"
+memory = 32
+vcpus = 1
+on_poweroff = "destroy"
+on_reboot = "destroy"
+on_crash = "destroy"
+EOF
+mark guest-create
+# Paused first: the guest runs to completion in well under a second, before
+# we could look up its domid and console port.
+if ! xl create -p "$CFG" >/tmp/xl-create.log 2>&1; then
+  result create FAIL "xl create: $(tail -n 1 /tmp/xl-create.log)"
+  show /tmp/xl-create.log
+  show "$XL_LOG"
+  finish
+fi
+DOMID=$(xl domid "$NAME" 2>/dev/null)
+# the console port as the toolstack published it (checked against the guest's line)
+PORT=$(xenstore-read "/local/domain/$DOMID/console/port" 2>/dev/null)
+if [ -z "$DOMID" ] || [ -z "$PORT" ] || ! xl unpause "$NAME"; then
+  result create FAIL "domid='$DOMID' console port='$PORT' or xl unpause failed"
+  xl list
+  finish
+fi
+created=$(cut -d' ' -f1 /proc/uptime)
+result create PASS "domid=$DOMID console-port=$PORT"
+mark guest-created domid="$DOMID"
+
+# --- wait for the guest to finish (it powers itself off)
+gone=0
+i=0
+while [ $i -lt $((GUEST_TIMEOUT * 5)) ]; do
+  if ! xl domid "$NAME" >/dev/null 2>&1; then
+    gone=1
+    break
+  fi
+  i=$((i + 1))
+  usleep 200000
+done
+secs=$(awk -v a="$created" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", b - a }')
+mark guest-gone="$gone" after="$secs"s
+if [ $gone = 0 ]; then
+  xl list
+  xl destroy "$NAME"
+fi
+
+# --- step a: what xenconsoled read from the guest's console ring
+expect=/tmp/console.expected
+{
+  echo "xenpv-pvh-guest: console ring OK domid=$DOMID port=$PORT"
+  awk 'BEGIN {
+    for (k = 1; k <= 40; k++) {
+      s = sprintf("xenpv-pvh-guest: ring line %02d/40 ", k)
+      for (i = 0; i < 48; i++) s = s sprintf("%c", 97 + (k + i) % 26)
+      print s
+    }
+  }'
+} >"$expect"
+echo "xenpv-pvh-guest: console ring done after $(wc -c <"$expect") bytes" >>"$expect"
+if [ ! -f "$CONSOLE_LOG" ]; then
+  result a FAIL "xenconsoled wrote no $CONSOLE_LOG"
+elif cmp -s "$expect" "$CONSOLE_LOG"; then
+  result a PASS "xenconsoled logged exactly the expected $(wc -l <"$expect") lines ($(wc -c <"$expect") bytes) from the ring"
+else
+  got=$(wc -c <"$CONSOLE_LOG")
+  first=$(diff "$expect" "$CONSOLE_LOG" | grep '^[-+][^-+]' | head -n 2 | tr '\n' '|')
+  result a FAIL "console log differs from the expected text ($got bytes, first difference: $first)"
+  diff "$expect" "$CONSOLE_LOG" | head -n 12
+fi
+
+# --- step shutdown: gone, because it asked for poweroff (reason code 0)
+reason=$(sed -n 's/.*shut down, reason code \([0-9]*\).*/\1/p' "$XL_LOG" 2>/dev/null | head -n 1)
+if [ $gone = 1 ] && [ "$reason" = 0 ]; then
+  result shutdown PASS "domain $DOMID shut down with reason code 0 (poweroff) and is gone, ${secs}s after xl unpause"
+elif [ $gone = 1 ]; then
+  result shutdown FAIL "domain $DOMID is gone but xl logged reason code '${reason:-none}' (0 = poweroff)"
+else
+  result shutdown FAIL "domain $DOMID still there ${GUEST_TIMEOUT}s after xl unpause"
+fi
+show "$XL_LOG"
+if [ -n "$FAILED" ]; then
+  echo "----- xl dmesg"
+  xl dmesg | tail -n 30 | sed 's/^/  | /'
+fi
+finish

@@ -1,0 +1,360 @@
+#!/usr/bin/env bash
+# Real-Xen testbed, one command: boots Debian's Xen 4.17 with a Linux PV dom0
+# under QEMU (TCG: software emulation), and inside dom0 starts our Rust PVH
+# guest (examples/pvh-guest) with `xl create`. Prints one PASS/FAIL line per
+# scenario step, a timeline and sizes; exits 0 only if every step passed.
+#
+# Run as root on Debian bookworm from anywhere in a clone. Idempotent: the
+# Debian packages, the extracted QEMU/Xen/kernel and dom0's base initramfs are
+# cached under .cache/xen-testbed/ (XEN_TESTBED_CACHE) and rebuilt only when
+# the package versions change.
+#
+# Knobs (environment):
+#   XEN_TESTBED_BREAK=console   make the guest corrupt one console line: step a
+#                               must FAIL and the script exit non-zero
+#   XEN_TESTBED_BREAK=shutdown  make the guest halt with interrupts off instead
+#                               of powering off: step shutdown must FAIL
+#   XEN_TESTBED_TIMEOUT=600     seconds for the whole run (the boot gets what
+#                               preparation left over, at most ..._BOOT_TIMEOUT)
+#   XEN_TESTBED_BOOT_TIMEOUT=420
+#   XEN_TESTBED_SMP=2  XEN_TESTBED_MEM=1024 (MiB of the emulated machine)
+#   XEN_TESTBED_CACHE=<dir>     cache location
+#
+# Why TCG and not KVM: this machine's /dev/kvm is a software virtualizer that
+# cannot run a hypervisor (see shared/xen-lab/README.md); TCG emulates the CPU,
+# including SVM + nested paging, which `-cpu max` offers to Xen for PVH guests.
+set -euo pipefail
+
+started=$(date +%s)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cache=${XEN_TESTBED_CACHE:-$repo/.cache/xen-testbed}
+total_timeout=${XEN_TESTBED_TIMEOUT:-600}
+boot_timeout=${XEN_TESTBED_BOOT_TIMEOUT:-420}
+smp=${XEN_TESTBED_SMP:-2}
+mem=${XEN_TESTBED_MEM:-1024}
+break_mode=${XEN_TESTBED_BREAK:-}
+run=$cache/run
+
+# Scenario steps, in order, and what each proves.
+steps=(boot create entry a shutdown)
+declare -A what=(
+  [boot]="Xen + Linux dom0 up under QEMU TCG, toolstack ready (oxenstored, xenconsoled, xl)"
+  [create]="xl create type=pvh loaded our ELF (Xen notes, PHYS32 entry) and started it"
+  [entry]="guest entered Rust in long mode, hypercall page via CPUID/MSR, X86Platform::hvm + shared_info"
+  [a]="guest console via PV console ring"
+  [shutdown]="guest powered itself off (SCHEDOP_shutdown poweroff) and its domain is gone"
+)
+
+say() { printf '[%4ds] %s\n' "$(($(date +%s) - started))" "$*"; }
+die() {
+  say "testbed error: $*"
+  echo "FAIL testbed: $*"
+  echo "RESULT: FAIL"
+  exit 1
+}
+# Runs "$@" with output to $run/$1.log (first word names the log); shows its tail on failure.
+logged() {
+  local name=$1 log
+  shift
+  log=$run/$name.log
+  if ! "$@" >"$log" 2>&1; then
+    tail -n 30 "$log" | sed 's/^/    /'
+    die "$name failed (full log: $log)"
+  fi
+}
+
+[ "$(id -u)" = 0 ] || die "run as root (apt-get, dpkg -x with ownership, chroot)"
+command -v apt-get >/dev/null || die "needs a Debian (bookworm) machine"
+case "$break_mode" in "" | console | shutdown) ;; *) die "XEN_TESTBED_BREAK=$break_mode: 'console' or 'shutdown'" ;; esac
+mkdir -p "$cache/debs" "$run"
+rm -f "$run"/*.log
+export DEBIAN_FRONTEND=noninteractive
+apt_opts=(-o Acquire::Retries=3 -o Acquire::http::Timeout=30 -o APT::Sandbox::User=root)
+
+# ---------------------------------------------------------------- host tools
+# (No `producer | grep -q` or `| head` under pipefail: the early exit can
+# SIGPIPE the producer and fail the pipeline.)
+installed() { [[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null) == ii* ]]; }
+policy=$(apt-cache policy xen-hypervisor-4.17-amd64 2>/dev/null)
+if [[ $policy != *"Candidate: "[0-9]* ]]; then
+  say "apt-get update (no package lists yet)"
+  logged apt-update apt-get "${apt_opts[@]}" update
+fi
+# QEMU 7.2 itself is only extracted (dpkg -x): installing qemu-system-x86
+# conflicts with the qemu-utils 10.x backport some bookworm images carry. Its
+# libraries and firmware are plain dependencies, installed normally.
+qemu_deps=$(apt-cache depends qemu-system-x86 |
+  awk '$1 == "Depends:" && $2 !~ /^(<|qemu-system-)/ { print $2 }' | sort -u)
+need=()
+for p in cpio xz-utils $qemu_deps; do installed "$p" || need+=("$p"); done
+if [ ${#need[@]} -gt 0 ]; then
+  say "apt-get install ${need[*]}"
+  logged apt-install apt-get "${apt_opts[@]}" install -y --no-install-recommends "${need[@]}"
+fi
+command -v cargo >/dev/null || die "cargo not found (the Rust toolchain builds the guest)"
+
+# ------------------------------------------------------------ package cache
+# dom0 runs the Xen toolstack from Debian's packages, unpacked with dpkg -x
+# (no maintainer scripts, no debootstrap): the packages below plus the
+# libraries they depend on, transitively. busybox supplies the shell and tools.
+dom0_roots=(xen-utils-4.17 xen-utils-common xenstore-utils busybox-static)
+closure() { # one apt-cache call per level of the dependency tree (each costs ~1 s)
+  local -A seen=()
+  local level=("$@") next kind dep p
+  while [ ${#level[@]} -gt 0 ]; do
+    for p in "${level[@]}"; do seen[$p]=1; done
+    next=()
+    while read -r kind dep; do
+      case "$kind" in Depends: | "|Depends:" | PreDepends: | "|PreDepends:") ;; *) continue ;; esac
+      case "$dep" in lib* | zlib1g) [ -n "${seen[$dep]:-}" ] || next+=("$dep") ;; esac
+    done < <(apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks \
+      --no-replaces --no-enhances "${level[@]}")
+    mapfile -t level < <(printf '%s\n' "${next[@]}" | sort -u | grep .)
+  done
+  printf '%s\n' "${!seen[@]}" | sort
+}
+kpkg=$(apt-cache depends linux-image-amd64 |
+  awk '$1 == "Depends:" && $2 ~ /^linux-image-/ && !found { print $2; found = 1 }')
+[ -n "$kpkg" ] || die "cannot resolve linux-image-amd64"
+kver=${kpkg#linux-image-}
+mapfile -t dom0_pkgs < <(closure "${dom0_roots[@]}")
+host_pkgs=(xen-hypervisor-4.17-amd64 "$kpkg" qemu-system-x86 qemu-system-common qemu-system-data)
+# Xen's dom0 drivers are modules in Debian's kernel (xenfs needs xen-privcmd)
+dom0_modules=(xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs)
+
+# filename size sha256 for every package, from apt's own index
+apt-get "${apt_opts[@]}" download --print-uris "${host_pkgs[@]}" "${dom0_pkgs[@]}" 2>/dev/null |
+  awk '{ sub(/^SHA256:/, "", $4); print $2, $3, $4 }' >"$run/debs.list"
+[ "$(wc -l <"$run/debs.list")" -eq $((${#host_pkgs[@]} + ${#dom0_pkgs[@]})) ] ||
+  die "apt-get download --print-uris did not list every package"
+missing=()
+while read -r file size sum; do
+  f=$cache/debs/$file
+  if [ -f "$f" ] && [ "$(stat -c %s "$f")" = "$size" ] && echo "$sum  $f" | sha256sum -c --status; then
+    continue
+  fi
+  rm -f "$f"
+  pkg=${file%%_*}
+  missing+=("$pkg")
+done <"$run/debs.list"
+if [ ${#missing[@]} -gt 0 ]; then
+  say "apt-get download ${#missing[@]} packages"
+  (cd "$cache/debs" && logged apt-download apt-get "${apt_opts[@]}" download "${missing[@]}")
+fi
+# forget packages no longer wanted (older versions after an update)
+for f in "$cache"/debs/*.deb; do
+  grep -qF "$(basename "$f") " "$run/debs.list" || rm -f "$f"
+done
+deb() { echo "$cache/debs/$(awk -v p="$1" 'index($1, p "_") == 1 { print $1 }' "$run/debs.list")"; }
+download_bytes=$(awk '{ s += $2 } END { print s }' "$run/debs.list")
+say "packages ready: ${#host_pkgs[@]} host + ${#dom0_pkgs[@]} dom0, $((download_bytes / 1048576)) MiB (kernel $kver)"
+
+# -------------------------------------------- QEMU, Xen, dom0 kernel (host)
+# A stamp records which package set a cached directory was built from.
+host_stamp=$( (
+  grep -E "^(xen-hypervisor|linux-image|qemu-system)" "$run/debs.list"
+  echo "${dom0_modules[*]}"
+) | sha256sum | cut -c1-16)
+hostdir=$cache/host
+if [ "$(cat "$hostdir/.stamp" 2>/dev/null)" != "$host_stamp" ]; then
+  say "unpacking QEMU, Xen and the dom0 kernel"
+  rm -rf "$hostdir"
+  mkdir -p "$hostdir/qemu" "$hostdir/unpack/xen" "$hostdir/unpack/kernel"
+  for p in qemu-system-x86 qemu-system-common qemu-system-data; do
+    dpkg -x "$(deb "$p")" "$hostdir/qemu"
+  done
+  # QEMU finds firmware relative to its binary; TCG is a module (QEMU_MODULE_DIR)
+  ln -sfn /usr/share/seabios "$hostdir/qemu/usr/share/seabios"
+  mkdir -p "$hostdir/qemu/usr/lib/ipxe"
+  ln -sfn /usr/lib/ipxe/qemu "$hostdir/qemu/usr/lib/ipxe/qemu"
+  dpkg -x "$(deb xen-hypervisor-4.17-amd64)" "$hostdir/unpack/xen"
+  # QEMU's multiboot loader wants Xen's uncompressed ELF
+  zcat "$hostdir"/unpack/xen/boot/xen-4.17-amd64.gz >"$hostdir/xen.elf"
+  dpkg -x "$(deb "$kpkg")" "$hostdir/unpack/kernel"
+  km=$hostdir/unpack/kernel/lib/modules/$kver
+  for m in "${dom0_modules[@]}"; do
+    f=$(cd "$km" && find kernel -name "$m.ko" -print -quit)
+    [ -n "$f" ] || die "module $m.ko not in $kpkg"
+    install -D -m 644 "$km/$f" "$hostdir/modules/$f"
+  done
+  # Hand Xen the uncompressed vmlinux: xz under TCG costs seconds.
+  vmlinuz=$hostdir/unpack/kernel/boot/vmlinuz-$kver
+  off=$(LC_ALL=C grep -m 1 -obUaP '\xfd7zXZ\x00' "$vmlinuz" | cut -d: -f1)
+  off=${off%%$'\n'*}
+  [ -n "$off" ] || die "no xz stream in $vmlinuz"
+  # (xz stops at the end of the stream: feed it without a pipeline, whose
+  # producer would die of SIGPIPE on the kernel's trailing bytes)
+  xz -dc --single-stream <(tail -c +$((off + 1)) "$vmlinuz") >"$hostdir/vmlinux"
+  rm -rf "$hostdir/unpack"
+  echo "$host_stamp" >"$hostdir/.stamp"
+fi
+qemu=$hostdir/qemu/usr/bin/qemu-system-x86_64
+export QEMU_MODULE_DIR=$hostdir/qemu/usr/lib/x86_64-linux-gnu/qemu
+libs=$(ldd "$qemu")
+if [[ $libs == *"not found"* ]]; then
+  grep 'not found' <<<"$libs"
+  die "QEMU is missing libraries"
+fi
+
+# ------------------------------------------------ dom0 base initramfs (cpio)
+base_stamp=$( (
+  for p in "${dom0_pkgs[@]}" "$kpkg"; do basename "$(deb "$p")"; done
+  sha256sum <"$0"
+) | sha256sum | cut -c1-16)
+base=$cache/dom0-base.cpio
+if [ "$(cat "$base.stamp" 2>/dev/null)" != "$base_stamp" ] || [ ! -s "$base" ]; then
+  say "building dom0's base root (${#dom0_pkgs[@]} packages, dpkg -x)"
+  r=$cache/dom0root
+  rm -rf "$r"
+  mkdir -p "$r"
+  for p in "${dom0_pkgs[@]}"; do dpkg -x "$(deb "$p")" "$r"; done
+  mkdir -p "$r"/{dev,proc,sys,run,tmp,root,var/lib/xen,var/log/xen/console,var/run}
+  # busybox provides the shell and every command the init script uses
+  for a in $("$r/bin/busybox" --list); do
+    [ -e "$r/bin/$a" ] || [ -e "$r/sbin/$a" ] || [ -e "$r/usr/bin/$a" ] ||
+      [ -e "$r/usr/sbin/$a" ] || ln -s busybox "$r/bin/$a"
+  done
+  # the kernel modules dom0 loads, indexed by busybox's depmod for its modprobe
+  mkdir -p "$r/lib/modules/$kver"
+  cp -a "$hostdir/modules/." "$r/lib/modules/$kver/"
+  "$r/bin/busybox" depmod -b "$r" "$kver"
+  # what dom0 never uses: documentation, the HVM firmware, python helpers
+  rm -rf "$r"/usr/share/{doc,man,info,locale,lintian,bug} "$r"/usr/lib/xen-4.17/boot \
+    "$r"/usr/lib/xen-4.17/lib/python* "$r"/usr/lib/python3
+  ldconfig -r "$r"
+  for b in xl oxenstored xenconsoled xen-init-dom0; do
+    out=$(chroot "$r" /lib64/ld-linux-x86-64.so.2 --list "/usr/lib/xen-4.17/bin/$b" 2>&1) ||
+      die "dom0: $b does not load: $out"
+    if grep -q 'not found' <<<"$out"; then die "dom0: $b misses $(grep 'not found' <<<"$out")"; fi
+  done
+  (cd "$r" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$base.tmp"
+  mv "$base.tmp" "$base"
+  echo "$base_stamp" >"$base.stamp"
+  rm -rf "$r"
+fi
+
+# --------------------------------------------------------- guest + overlay
+say "building the guest (cargo build --release, examples/pvh-guest)"
+logged cargo-build cargo build --release --manifest-path "$repo/examples/pvh-guest/Cargo.toml"
+guest=${CARGO_TARGET_DIR:-$repo/examples/pvh-guest/target}/release/xenpv-pvh-guest
+[ -f "$guest" ] || die "no guest binary at $guest"
+guest_file=$(stat -c %s "$guest")
+# bytes Xen loads: the PT_LOAD segments' memory size, from the ELF program headers
+elf_u() { od -An -t "u$1" -j "$2" -N "$1" "$guest" | tr -d ' '; }
+phoff=$(elf_u 8 32)
+guest_loaded=0
+for ((i = 0; i < $(elf_u 2 56); i++)); do
+  o=$((phoff + i * 56))
+  if [ "$(elf_u 4 "$o")" = 1 ]; then guest_loaded=$((guest_loaded + $(elf_u 8 $((o + 40))))); fi
+done
+
+overlay=$run/overlay
+rm -rf "$overlay"
+mkdir -p "$overlay/boot"
+install -m 755 "$here/dom0-init.sh" "$overlay/init"
+install -m 644 "$guest" "$overlay/boot/xenpv-pvh-guest"
+(cd "$overlay" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$run/overlay.cpio"
+# the kernel unpacks concatenated archives in order: the overlay lands on top
+cat "$base" "$run/overlay.cpio" >"$run/dom0.cpio"
+
+# ------------------------------------------------------------------- boot
+left=$((total_timeout - ($(date +%s) - started)))
+[ "$left" -gt 60 ] || die "no time left to boot (XEN_TESTBED_TIMEOUT=$total_timeout)"
+tmo=$((left < boot_timeout ? left : boot_timeout))
+# smap=0: Xen 4.17 under QEMU 7.2 TCG with SMAP crashes dom0 at its first bounce
+# frame. No `noreboot`: a Xen or dom0 panic reboots, and -no-reboot ends QEMU.
+xen_cmd="console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=$smp loglvl=all guest_loglvl=all console_to_ring smap=0"
+dom0_cmd="console=hvc0 earlyprintk=xen loglevel=4 panic=1${break_mode:+ xtb_break=$break_mode}"
+say "booting Xen under QEMU TCG (timeout ${tmo}s)${break_mode:+, XEN_TESTBED_BREAK=$break_mode}"
+serial=$run/serial.log
+t0=${EPOCHREALTIME/./}
+stamp() {
+  local l t
+  while IFS= read -r l || [ -n "$l" ]; do
+    l=${l%$'\r'}
+    t=${EPOCHREALTIME/./}
+    t=$(printf '%d.%02d' $(((t - t0) / 1000000)) $(((t - t0) / 10000 % 100)))
+    printf '[%7s] %s\n' "$t" "$l" >>"$serial"
+    case "$l" in
+      *"Xen version"* | XTB-* | *"xenpv-pvh-guest: "* | *"Kernel panic"* | *"(XEN) Panic"* | *FATAL*)
+        printf '  [%7s] %s\n' "$t" "${l:0:160}" ;;
+    esac
+  done
+}
+: >"$serial"
+set +e
+timeout --foreground -k 10 "$tmo" "$qemu" -accel tcg,thread=multi -cpu max -machine q35 \
+  -m "$mem" -smp "$smp" -display none -no-reboot -nic none -monitor none \
+  -serial stdio -kernel "$hostdir/xen.elf" -append "$xen_cmd" \
+  -initrd "$hostdir/vmlinux $dom0_cmd,$run/dom0.cpio" \
+  </dev/null 2>"$run/qemu.stderr" | stamp 2>/dev/null
+qemu_rc=${PIPESTATUS[0]}
+set -e
+boot_secs=$(((${EPOCHREALTIME/./} - t0) / 1000000))
+if [ "$qemu_rc" = 124 ] || [ "$qemu_rc" = 137 ]; then
+  say "QEMU timed out after ${boot_secs}s"
+elif [ "$qemu_rc" != 0 ]; then
+  say "QEMU exited with status $qemu_rc: $(head -c 300 "$run/qemu.stderr")"
+fi
+
+# ---------------------------------------------------------------- verdict
+# First time (seconds since QEMU started) a serial line matches a pattern.
+at() { awk -v re="$1" '$0 ~ re { t = substr($0, 2, index($0, "]") - 2); gsub(/ /, "", t); print t; exit }' "$serial"; }
+# dom0's verdict for a step: "XTB-RESULT <step> PASS|FAIL <detail>"
+# (No match is an answer, not an error: `|| true`.)
+dom0_says() { grep -a -m1 "XTB-RESULT $1 " "$serial" | sed 's/.*XTB-RESULT [^ ]* //' || true; }
+domid=$(dom0_says create | sed -n 's/.*domid=\([0-9]*\).*/\1/p')
+guest_re="[(]d${domid:-[0-9]+}[)] xenpv-pvh-guest: "
+guest_says() { grep -a -m 1 -E "$guest_re$1" "$serial" | sed -E "s/.*xenpv-pvh-guest: //" || true; }
+guest_fail=$(guest_says "FAIL")
+
+declare -A verdict=() detail=()
+for s in boot create a shutdown; do
+  v=$(dom0_says "$s")
+  case "$v" in
+    PASS*) verdict[$s]=PASS detail[$s]=${v#PASS } ;;
+    FAIL*) verdict[$s]=FAIL detail[$s]=${v#FAIL } ;;
+    *) verdict[$s]=FAIL detail[$s]="no verdict from dom0 (timeout or crash)" ;;
+  esac
+done
+ready=$(guest_says "platform ready")
+if [ -n "$ready" ]; then
+  verdict[entry]=PASS detail[entry]=$ready
+else
+  verdict[entry]=FAIL detail[entry]=${guest_fail:-"no 'platform ready' line from the guest on 0xE9"}
+fi
+# Step a needs both ends: the guest saw xenconsoled consume every byte, and
+# dom0 found exactly the expected text in xenconsoled's log.
+if [ "${verdict[a]}" = PASS ] && [ -z "$(guest_says "RESULT a PASS")" ]; then
+  verdict[a]=FAIL detail[a]="dom0 saw the text but the guest did not report success: ${guest_fail:-nothing}"
+fi
+# A vCPU halting with interrupts off also looks like a poweroff to Xen: insist
+# on the guest saying it asked for one.
+if [ "${verdict[shutdown]}" = PASS ] && [ -z "$(guest_says "powering off")" ]; then
+  verdict[shutdown]=FAIL detail[shutdown]="domain powered off, but not through the guest's SCHEDOP_shutdown"
+fi
+
+t_banner=$(at "Xen version")
+t_dom0=$(at "XTB-MARK dom0-ready")
+t_guest=$(at "$guest_re""entered Rust")
+t_done=$(at "XTB-MARK scenario-done")
+echo
+echo "timeline (s since QEMU start): qemu 0 -> Xen banner ${t_banner:-?} -> dom0 ready ${t_dom0:-?}" \
+  "-> guest running ${t_guest:-?} -> scenario done ${t_done:-?} -> QEMU exit $boot_secs"
+cache_mib=$(du -sm "$cache" | cut -f1)
+echo "guest image: $guest_file bytes on disk, $guest_loaded bytes loaded (PT_LOAD memsz);" \
+  "packages $((download_bytes / 1048576)) MiB; cache $cache_mib MiB ($cache)"
+echo "serial log: $serial"
+echo
+failed=0
+for s in "${steps[@]}"; do
+  echo "${verdict[$s]} $s: ${what[$s]} -- ${detail[$s]}"
+  [ "${verdict[$s]}" = PASS ] || failed=$((failed + 1))
+done
+if [ "$failed" -eq 0 ]; then
+  echo "RESULT: PASS (${#steps[@]}/${#steps[@]} steps)"
+  exit 0
+fi
+echo "RESULT: FAIL ($failed of ${#steps[@]} steps failed)"
+exit 1
