@@ -566,6 +566,11 @@ pub(crate) fn send(st: &mut State, ld: DomId, port: EvtchnPort) -> Result<(), i6
         st.stats.dropped_sends += 1;
         return Ok(());
     }
+    if rd == crate::xenstored::XENSTORED_DOMID && !st.domains.contains_key(&rd) {
+        // The store port: xenstored serves the ring inside this hypercall.
+        crate::xenstored::kick(st, ld);
+        return Ok(());
+    }
     deliver(st, rd, rport);
     if st.faults.take_duplicate((ld, port)) {
         st.stats.duplicated_sends += 1;
@@ -754,4 +759,48 @@ pub(crate) fn raise_virq(st: &mut State, domid: DomId, virq: u32) -> bool {
     }
     deliver(st, domid, port);
     true
+}
+
+/// Binds a free port of `domid` to a mock-internal service endpoint
+/// (`remote_dom`, `remote_port`) that is not a domain (xenstored in the
+/// pseudo dom0), as the toolstack's `alloc_unbound` + the service's
+/// `bind_interdomain` would. The new port is not raised.
+pub(crate) fn bind_service(
+    st: &mut State,
+    domid: DomId,
+    remote_dom: DomId,
+    remote_port: EvtchnPort,
+) -> Result<EvtchnPort, i64> {
+    let d = dom(st, domid)?;
+    let port = get_free_port(d)?;
+    bind(d, port, ChanState::Interdomain(remote_dom, remote_port), 0);
+    Ok(port)
+}
+
+/// Whether `port` of `domid` is still bound to the service endpoint.
+pub(crate) fn is_service_port(
+    st: &State,
+    domid: DomId,
+    port: EvtchnPort,
+    remote_dom: DomId,
+    remote_port: EvtchnPort,
+) -> bool {
+    st.domains.get(&domid).is_some_and(|d| {
+        d.ev.chan(port)
+            .is_some_and(|c| c.state == ChanState::Interdomain(remote_dom, remote_port))
+    })
+}
+
+/// The service endpoint notifying `port` of `domid` (only if still bound to
+/// it).
+pub(crate) fn deliver_service(
+    st: &mut State,
+    domid: DomId,
+    port: EvtchnPort,
+    remote_dom: DomId,
+    remote_port: EvtchnPort,
+) {
+    if is_service_port(st, domid, port, remote_dom, remote_port) {
+        deliver(st, domid, port);
+    }
 }

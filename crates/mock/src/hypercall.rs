@@ -28,6 +28,10 @@ use xenpv_sys::grant_table::{
     GnttabGetStatusFrames, GnttabGetVersion, GnttabMapGrantRef, GnttabQuerySize, GnttabSetVersion,
     GnttabSetupTable, GnttabUnmapAndReplace, GnttabUnmapGrantRef,
 };
+use xenpv_sys::hvm_params::{
+    HVM_NR_PARAMS, HVM_PARAM_CALLBACK_IRQ, HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN,
+    HVMOP_GET_PARAM, HVMOP_SET_PARAM, XenHvmParam,
+};
 use xenpv_sys::memory::{
     XENMAPSPACE_GMFN, XENMAPSPACE_GMFN_FOREIGN, XENMAPSPACE_GMFN_RANGE, XENMAPSPACE_GRANT_TABLE,
     XENMAPSPACE_SHARED_INFO, XENMEM_ADD_TO_PHYSMAP, XENMEM_REMOVE_FROM_PHYSMAP, XenAddToPhysmap,
@@ -35,8 +39,8 @@ use xenpv_sys::memory::{
 };
 use xenpv_sys::sched::{SCHEDOP_BLOCK, SCHEDOP_YIELD};
 use xenpv_sys::xen::{
-    DomId, HYPERVISOR_EVENT_CHANNEL_OP, HYPERVISOR_GRANT_TABLE_OP, HYPERVISOR_MEMORY_OP,
-    HYPERVISOR_SCHED_OP,
+    DOMID_SELF, DomId, HYPERVISOR_EVENT_CHANNEL_OP, HYPERVISOR_GRANT_TABLE_OP, HYPERVISOR_HVM_OP,
+    HYPERVISOR_MEMORY_OP, HYPERVISOR_SCHED_OP,
 };
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -150,6 +154,10 @@ pub(crate) unsafe fn dispatch(st: &mut State, ld: DomId, op: u32, args: [u64; 5]
         HYPERVISOR_MEMORY_OP => {
             // SAFETY: forwarded from the caller.
             unsafe { memory_op(st, ld, args[0], arg) }
+        }
+        HYPERVISOR_HVM_OP => {
+            // SAFETY: forwarded from the caller.
+            unsafe { hvm_op(st, ld, args[0], arg) }
         }
         HYPERVISOR_SCHED_OP => match args[0] as u32 {
             // Every effect of the mock happens inside hypercalls, so there is
@@ -540,4 +548,50 @@ fn remove_from_physmap(st: &mut State, ld: DomId, x: &XenRemoveFromPhysmap) -> R
         Some(P2m::Grant { .. }) => Err(EPERM),
         None => Err(ENOENT),
     }
+}
+
+/// `HYPERVISOR_hvm_op(cmd, arg)`: `HVMOP_get_param` for the xenstore
+/// parameters (other parameters read as 0, as unset ones do on Xen), and
+/// `HVMOP_set_param` for `HVM_PARAM_CALLBACK_IRQ` (accepted, no effect:
+/// the mock delivers upcalls through `evtchn_upcall_pending`).
+///
+/// # Safety
+/// `arg` must point at a valid `xen_hvm_param`.
+unsafe fn hvm_op(st: &mut State, ld: DomId, cmd: u64, arg: GuestPtr) -> i64 {
+    let cmd = match u32::try_from(cmd) {
+        Ok(c @ (HVMOP_GET_PARAM | HVMOP_SET_PARAM)) => c,
+        _ => return ENOSYS,
+    };
+    // SAFETY: `arg` points at a `xen_hvm_param`.
+    let mut p: XenHvmParam = match unsafe { arg.read(0) } {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    if p.index >= HVM_NR_PARAMS {
+        return EINVAL;
+    }
+    let target = if p.domid == DOMID_SELF { ld } else { p.domid };
+    if !st.domains.contains_key(&target) {
+        return ESRCH;
+    }
+    if target != ld {
+        return EPERM;
+    }
+    if cmd == HVMOP_SET_PARAM {
+        return if p.index == HVM_PARAM_CALLBACK_IRQ {
+            0
+        } else {
+            EPERM
+        };
+    }
+    p.value = match p.index {
+        HVM_PARAM_STORE_PFN => crate::xenstored::store_pfn(st, ld),
+        HVM_PARAM_STORE_EVTCHN => match crate::xenstored::store_evtchn(st, ld) {
+            Ok(v) => v,
+            Err(e) => return e,
+        },
+        _ => 0,
+    };
+    // SAFETY: as above; Xen copies the whole structure back.
+    unsafe { arg.write(0, p) }.map_or_else(|e| e, |()| 0)
 }

@@ -1,6 +1,7 @@
 //! A simulated Xen for host tests, examples and fuzz targets: many domains in
 //! one process, grant tables with true memory aliasing, event channels with
-//! the 2-level and FIFO ABIs, and fault injection.
+//! the 2-level and FIFO ABIs, a xenstored serving each domain's xenstore
+//! ring, toolstack helpers, and fault injection.
 //!
 //! Linux only (it uses `memfd_create` and `mmap`).
 //!
@@ -29,6 +30,13 @@
 //!   call, under one lock, so single-threaded tests that call domains in a
 //!   fixed order are deterministic. Domains may also run on threads:
 //!   [`Domain::wait_for_event`] blocks until an event upcall is pending.
+//! * **Xenstore.** A xenstored ([`xenstored`]) runs in a pseudo dom0 the
+//!   mock owns. Every domain is introduced at creation: a zeroed ring page
+//!   at its top RAM gfn (reserved in its allocator), `/local/domain/<domid>`
+//!   with libxl's nodes and permissions, and `@introduceDomain`; its store
+//!   port is bound at its first `HVMOP_get_param(HVM_PARAM_STORE_EVTCHN)`.
+//!   A send on that port serves the ring inside the hypercall. Tests and
+//!   the [`toolstack`] helpers act as dom0 through [`Xen::xenstore`].
 //! * **Events.** Delivery sets exactly the bits Xen sets, with atomic
 //!   operations on the shared memory the guest reads concurrently: for the
 //!   2-level ABI the pending bit, then (if unmasked) the selector bit and
@@ -43,6 +51,7 @@
 //! | `event_channel_op` | `alloc_unbound`, `bind_interdomain`, `bind_virq`, `bind_ipi`, `close`, `send`, `status`, `unmask`, `bind_vcpu`, `reset`, `init_control`, `expand_array`, `set_priority` |
 //! | `memory_op` | `add_to_physmap` (`shared_info`, `grant_table` incl. status frames), `remove_from_physmap` |
 //! | `sched_op` | `yield`, `block` (no-ops) |
+//! | `hvm_op` | `get_param` (`STORE_PFN`, `STORE_EVTCHN`; other parameters read 0), `set_param` (`CALLBACK_IRQ` only, accepted without effect) |
 //!
 //! Anything else returns `-ENOSYS` (`bind_pirq`: `-EOPNOTSUPP`).
 //!
@@ -171,6 +180,8 @@ mod gnttab;
 mod hypercall;
 mod mem;
 mod state;
+pub mod toolstack;
+pub mod xenstored;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -184,6 +195,7 @@ use xenpv_sys::event_channel::EvtchnPort;
 use xenpv_sys::xen::{DOMID_FIRST_RESERVED, DomId};
 
 pub use hypercall::MAX_BATCH;
+pub use xenstored::Xenstore;
 
 use mem::{Memory, PAGE, View};
 use state::{DomState, DomainCore, P2m, State, lock};
@@ -342,6 +354,26 @@ pub enum Fault {
         /// First byte to write.
         offset: usize,
         /// What to write.
+        bytes: Vec<u8>,
+    },
+    /// The mock xenstored corrupts its next `count` replies to `domid`
+    /// (watch events are not affected): a hostile xenstored.
+    XenstoreReply {
+        /// The guest whose replies are corrupted.
+        domid: DomId,
+        /// How.
+        fault: xenstored::XsReplyFault,
+        /// How many replies.
+        count: u32,
+    },
+    /// The mock xenstored writes `bytes` into `domid`'s response ring now,
+    /// as if they were a message (unsolicited, e.g. a reply to no request
+    /// or a malformed header), and notifies. Fails if `domid` has no
+    /// xenstore connection.
+    XenstoreRaw {
+        /// The guest.
+        domid: DomId,
+        /// The raw bytes (header and payload).
         bytes: Vec<u8>,
     },
 }
@@ -527,7 +559,12 @@ impl Xen {
         let xen_frames = 1 + gnttab::GrantTable::xen_frames(config.max_grant_frames);
         let mem = Memory::new(config.ram_pages, config.window_pages, xen_frames)
             .map_err(CreateError::Memory)?;
+        let name = config.name.clone();
         let core = Arc::new(DomainCore::new(domid, config.name, mem));
+        // The xenstore ring page sits at the top of RAM, reserved like the
+        // special pages a domain builder places.
+        let ring_gfn = config.ram_pages - 1;
+        lock(&core.alloc).reserve_ram(ring_gfn);
         st.next_domid += 1;
         st.domains.insert(
             domid,
@@ -539,6 +576,8 @@ impl Xen {
                 frame_gfn: BTreeMap::new(),
             },
         );
+        st.xs.introduce(Arc::clone(&core), ring_gfn, &name);
+        xenstored::flush_all(&mut st);
         Ok(Domain {
             xen: self.clone(),
             core,
@@ -600,6 +639,12 @@ impl Xen {
     /// returns how many.
     pub fn deliver_deferred(&self) -> usize {
         self.state().deliver_deferred()
+    }
+
+    /// The xenstore as the toolstack (dom0) sees it; see [`xenstored`].
+    #[must_use]
+    pub fn xenstore(&self) -> Xenstore {
+        Xenstore::new(self.clone())
     }
 
     /// A snapshot of the counters.

@@ -67,6 +67,18 @@ impl Alloc {
         first_fit(&mut self.window, count).map(|i| i as u64)
     }
 
+    /// Marks RAM frame `gfn` used (a page the domain builder placed);
+    /// `false` if it is out of range or already used.
+    pub(crate) fn reserve_ram(&mut self, gfn: u64) -> bool {
+        match usize::try_from(gfn).ok().and_then(|i| self.ram.get_mut(i)) {
+            Some(u) if !*u => {
+                *u = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Frees RAM frames `first..first + count` (ignores out-of-range parts).
     pub(crate) fn free_ram(&mut self, first: u64, count: usize) {
         free_range(&mut self.ram, first, count);
@@ -322,6 +334,8 @@ pub(crate) struct State {
     pub(crate) stats: Counters,
     /// Duplicated notifications waiting for re-delivery: `(domid, port)`.
     pub(crate) deferred: VecDeque<(DomId, EvtchnPort)>,
+    /// The xenstored in the pseudo dom0.
+    pub(crate) xs: crate::xenstored::Xenstored,
 }
 
 impl State {
@@ -332,6 +346,7 @@ impl State {
             faults: Faults::default(),
             stats: Counters::default(),
             deferred: VecDeque::new(),
+            xs: crate::xenstored::Xenstored::new(),
         }
     }
 
@@ -393,6 +408,12 @@ impl State {
                 offset,
                 bytes,
             } => self.scribble(mapper, gfn, offset, &bytes),
+            Fault::XenstoreReply {
+                domid,
+                fault,
+                count,
+            } => crate::xenstored::inject_reply_fault(self, domid, fault, count),
+            Fault::XenstoreRaw { domid, bytes } => crate::xenstored::inject_raw(self, domid, bytes),
         }
     }
 
@@ -453,6 +474,8 @@ impl State {
         crate::gnttab::release_mappings(self, domid);
         crate::evtchn::close_all(self, domid);
         self.domains.remove(&domid);
+        self.xs.release(domid);
+        crate::xenstored::flush_all(self);
         self.deferred.retain(|&(d, _)| d != domid);
         true
     }
