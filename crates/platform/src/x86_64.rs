@@ -67,7 +67,11 @@ enum Frames {
     Translated { phys_offset: usize },
     /// PV: pseudo-physical frame `n` at `virt_base + n * PAGE_SIZE`, machine
     /// frame from the p2m table.
-    P2m { virt_base: usize, p2m: NonNull<u64>, len: usize },
+    P2m {
+        virt_base: usize,
+        p2m: NonNull<u64>,
+        len: usize,
+    },
 }
 
 /// A real x86_64 guest: HVM/PVH ([`X86Platform::hvm`]) or classic PV
@@ -146,7 +150,13 @@ impl<const WORDS: usize> X86Platform<WORDS> {
             return Err(PlatformError::Hypercall(rc));
         }
         let frames = Frames::Translated { phys_offset };
-        Ok(Self { hypercall_page, pool, frames, windows, shared_info: info.va.cast() })
+        Ok(Self {
+            hypercall_page,
+            pool,
+            frames,
+            windows,
+            shared_info: info.va.cast(),
+        })
     }
 
     /// A classic PV guest.
@@ -169,8 +179,18 @@ impl<const WORDS: usize> X86Platform<WORDS> {
         windows: AddressRange,
     ) -> Result<Self, PlatformError> {
         let windows = Windows::new(windows, None).ok_or(PlatformError::Exhausted)?;
-        let frames = Frames::P2m { virt_base, p2m, len: p2m_len };
-        Ok(Self { hypercall_page, pool, frames, windows, shared_info })
+        let frames = Frames::P2m {
+            virt_base,
+            p2m,
+            len: p2m_len,
+        };
+        Ok(Self {
+            hypercall_page,
+            pool,
+            frames,
+            windows,
+            shared_info,
+        })
     }
 }
 
@@ -211,7 +231,11 @@ unsafe impl<const WORDS: usize> Platform for X86Platform<WORDS> {
             Frames::Translated { phys_offset } => {
                 Some((va.checked_sub(phys_offset)? / PAGE_SIZE) as u64)
             }
-            Frames::P2m { virt_base, p2m, len } => {
+            Frames::P2m {
+                virt_base,
+                p2m,
+                len,
+            } => {
                 let pfn = va.checked_sub(virt_base)? / PAGE_SIZE;
                 if pfn >= len {
                     return None;
@@ -235,7 +259,11 @@ unsafe impl<const WORDS: usize> Platform for X86Platform<WORDS> {
         self.windows.release(window)
     }
 
-    unsafe fn map_machine_frames(&self, window: &Window, mfns: &[u64]) -> Result<(), PlatformError> {
+    unsafe fn map_machine_frames(
+        &self,
+        window: &Window,
+        mfns: &[u64],
+    ) -> Result<(), PlatformError> {
         if let Frames::Translated { .. } = self.frames {
             return Err(PlatformError::Unsupported);
         }
@@ -246,7 +274,13 @@ unsafe impl<const WORDS: usize> Platform for X86Platform<WORDS> {
             let rc = unsafe {
                 self.hypercall(
                     HYPERVISOR_UPDATE_VA_MAPPING,
-                    [va.as_ptr() as u64, (mfn << 12) | PTE_RW, Uvmf::INVLPG.bits(), 0, 0],
+                    [
+                        va.as_ptr() as u64,
+                        (mfn << 12) | PTE_RW,
+                        Uvmf::INVLPG.bits(),
+                        0,
+                        0,
+                    ],
                 )
             };
             if rc < 0 {
