@@ -3,7 +3,10 @@
 # Brings up the Xen toolstack, runs the scenario against our PVH guest and
 # prints one "XTB-RESULT <step> PASS|FAIL <detail>" line per step on the
 # console (hvc0 -> Xen -> the serial port run.sh reads), then powers off.
-# Kernel command line: xtb_break=console makes the guest corrupt a line.
+# Steps c, d, c2 and d2 run /usr/bin/xtb-dom0-peer (scripts/xen-testbed/dom0-peer)
+# next to the guest; its verdicts for them are printed from its output file.
+# Kernel command line: xtb_break=console|grant|revoke|shutdown is passed to the
+# guest (see run.sh).
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/xen-4.17/bin
 
 mount -t proc proc /proc
@@ -25,6 +28,8 @@ CFG=/etc/xen/$NAME.cfg
 CONSOLE_LOG=/var/log/xen/console/guest-$NAME.log
 XL_LOG=/var/log/xen/xl-$NAME.log
 GUEST_TIMEOUT=180 # seconds from xl unpause until the guest must be gone
+PEER_OUT=/tmp/peer.out
+PEER_GRACE=15 # seconds the peer may outlive the guest
 
 mark() { echo "XTB-MARK $* uptime=$(cut -d' ' -f1 /proc/uptime)"; }
 FAILED=
@@ -59,6 +64,10 @@ boot_fail() {
   finish
 }
 modprobe -a xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs || boot_fail "modprobe"
+# the devices the dom0 peer of steps c and d uses (devtmpfs creates them)
+for dev in /dev/xen/gntdev /dev/xen/evtchn; do
+  [ -c $dev ] || boot_fail "no $dev after modprobe"
+done
 mount -t xenfs xenfs /proc/xen || boot_fail "mount xenfs"
 mkdir -p /run/xen /run/xenstored /var/lib/xen /var/log/xen/console
 XENSTORED_ROOTDIR=/run/xenstored oxenstored --pid-file /run/xenstored.pid || boot_fail "oxenstored"
@@ -105,6 +114,13 @@ fi
 DOMID=$(xl domid "$NAME" 2>/dev/null)
 # the console port as the toolstack published it (checked against the guest's line)
 PORT=$(xenstore-read "/local/domain/$DOMID/console/port" 2>/dev/null)
+# the dom0 peer of steps c and d: waits for the guest's announcement in
+# xenconsoled's log, so it starts before the guest runs
+PEER_PID=
+if [ -n "$DOMID" ]; then
+  xtb-dom0-peer --domid "$DOMID" --log "$CONSOLE_LOG" --out "$PEER_OUT" --timeout 90 &
+  PEER_PID=$!
+fi
 if [ -z "$DOMID" ] || [ -z "$PORT" ] || ! xl unpause "$NAME"; then
   result create FAIL "domid='$DOMID' console port='$PORT' or xl unpause failed"
   xl list
@@ -131,6 +147,18 @@ if [ $gone = 0 ]; then
   xl list
   xl destroy "$NAME"
 fi
+# the peer has its own deadlines; it gets a little longer than the guest
+i=0
+while [ -n "$PEER_PID" ] && kill -0 "$PEER_PID" 2>/dev/null && [ $i -lt $((PEER_GRACE * 5)) ]; do
+  i=$((i + 1))
+  usleep 200000
+done
+if [ -n "$PEER_PID" ] && kill -0 "$PEER_PID" 2>/dev/null; then
+  kill "$PEER_PID"
+  echo "XTB-MARK peer killed ${PEER_GRACE}s after the guest was gone"
+fi
+[ -z "$PEER_PID" ] || wait "$PEER_PID"
+mark peer-done
 
 # --- step a: what xenconsoled read from the guest's console ring
 expect=/tmp/console.expected
@@ -145,16 +173,34 @@ expect=/tmp/console.expected
   }'
 } >"$expect"
 echo "xenpv-pvh-guest: console ring done after $(wc -c <"$expect") bytes" >>"$expect"
+# Step a's text comes first; after it only the XTB-PEER announcements of
+# steps c and d may follow.
+size=$(wc -c <"$expect")
 if [ ! -f "$CONSOLE_LOG" ]; then
   result a FAIL "xenconsoled wrote no $CONSOLE_LOG"
-elif cmp -s "$expect" "$CONSOLE_LOG"; then
-  result a PASS "xenconsoled logged exactly the expected $(wc -l <"$expect") lines ($(wc -c <"$expect") bytes) from the ring"
+elif head -c "$size" "$CONSOLE_LOG" | cmp -s "$expect" - &&
+  ! tail -c +$((size + 1)) "$CONSOLE_LOG" | grep -qv '^XTB-PEER '; then
+  result a PASS "xenconsoled logged exactly the expected $(wc -l <"$expect") lines ($size bytes) from the ring, then $(tail -c +$((size + 1)) "$CONSOLE_LOG" | wc -l) XTB-PEER lines"
 else
   got=$(wc -c <"$CONSOLE_LOG")
   first=$(diff "$expect" "$CONSOLE_LOG" | grep '^[-+][^-+]' | head -n 2 | tr '\n' '|')
   result a FAIL "console log differs from the expected text ($got bytes, first difference: $first)"
   diff "$expect" "$CONSOLE_LOG" | head -n 12
 fi
+
+# --- steps c, d (v1 grant table) and c2, d2 (v2): the peer's verdicts, from its output file (printed now
+# that the guest is quiet: live dom0 lines can interleave with the guest's)
+for step in c d c2 d2; do
+  v=$(grep -m 1 "^XTB-RESULT $step " "$PEER_OUT" 2>/dev/null)
+  case "$v" in
+    "XTB-RESULT $step PASS "*) echo "$v" ;;
+    "XTB-RESULT $step FAIL "*)
+      echo "$v"
+      FAILED=1
+      ;;
+    *) result "$step" FAIL "the dom0 peer gave no verdict (crashed or killed)" ;;
+  esac
+done
 
 # --- step shutdown: gone, because it asked for poweroff (reason code 0)
 reason=$(sed -n 's/.*shut down, reason code \([0-9]*\).*/\1/p' "$XL_LOG" 2>/dev/null | head -n 1)

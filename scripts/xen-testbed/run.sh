@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Real-Xen testbed, one command: boots Debian's Xen 4.17 with a Linux PV dom0
 # under QEMU (TCG: software emulation), and inside dom0 starts our Rust PVH
-# guest (examples/pvh-guest) with `xl create`. Prints one PASS/FAIL line per
+# guest (examples/pvh-guest) with `xl create`, next to our dom0 peer program
+# (dom0-peer/: gntdev + evtchn devices). Prints one PASS/FAIL line per
 # scenario step, a timeline and sizes; exits 0 only if every step passed.
 #
 # Run as root on Debian bookworm from anywhere in a clone. Idempotent: the
@@ -12,6 +13,10 @@
 # Knobs (environment):
 #   XEN_TESTBED_BREAK=console   make the guest corrupt one console line: step a
 #                               must FAIL and the script exit non-zero
+#   XEN_TESTBED_BREAK=grant     make the guest corrupt one byte of the page it
+#                               grants to dom0: step c (and so d) must FAIL
+#   XEN_TESTBED_BREAK=revoke    make the guest announce a revocation it did not
+#                               do: dom0 maps the grant again, step d must FAIL
 #   XEN_TESTBED_BREAK=shutdown  make the guest halt with interrupts off instead
 #                               of powering off: step shutdown must FAIL
 #   XEN_TESTBED_TIMEOUT=600     seconds for the whole run (the boot gets what
@@ -37,12 +42,16 @@ break_mode=${XEN_TESTBED_BREAK:-}
 run=$cache/run
 
 # Scenario steps, in order, and what each proves.
-steps=(boot create entry a shutdown)
+steps=(boot create entry a c d c2 d2 shutdown)
 declare -A what=(
   [boot]="Xen + Linux dom0 up under QEMU TCG, toolstack ready (oxenstored, xenconsoled, xl)"
   [create]="xl create type=pvh loaded our ELF (Xen notes, PHYS32 entry) and started it"
   [entry]="guest entered Rust in long mode, hypercall page via CPUID/MSR, X86Platform::hvm + shared_info"
   [a]="guest console via PV console ring"
+  [c]="grant + event channel with a Linux peer (gntdev/evtchn devices in dom0), both directions"
+  [d]="revocation refused while dom0 maps the page, page kept, revoked after dom0 unmapped"
+  [c2]="step c again with a v2 grant table (status frames mapped with XENMAPIDX_grant_table_status)"
+  [d2]="step d again with v2 (two-stage revocation: flags cleared, then the status frame read)"
   [shutdown]="guest powered itself off (SCHEDOP_shutdown poweroff) and its domain is gone"
 )
 
@@ -66,7 +75,7 @@ logged() {
 
 [ "$(id -u)" = 0 ] || die "run as root (apt-get, dpkg -x with ownership, chroot)"
 command -v apt-get >/dev/null || die "needs a Debian (bookworm) machine"
-case "$break_mode" in "" | console | shutdown) ;; *) die "XEN_TESTBED_BREAK=$break_mode: 'console' or 'shutdown'" ;; esac
+case "$break_mode" in "" | console | grant | revoke | shutdown) ;; *) die "XEN_TESTBED_BREAK=$break_mode: 'console', 'grant', 'revoke' or 'shutdown'" ;; esac
 mkdir -p "$cache/debs" "$run"
 rm -f "$run"/*.log
 export DEBIAN_FRONTEND=noninteractive
@@ -239,6 +248,11 @@ say "building the guest (cargo build --release, examples/pvh-guest)"
 logged cargo-build cargo build --release --manifest-path "$repo/examples/pvh-guest/Cargo.toml"
 guest=${CARGO_TARGET_DIR:-$repo/examples/pvh-guest/target}/release/xenpv-pvh-guest
 [ -f "$guest" ] || die "no guest binary at $guest"
+# the dom0 side of steps c and d: a static Linux program for dom0's initramfs
+say "building the dom0 peer (cargo build --release, scripts/xen-testbed/dom0-peer)"
+logged cargo-build-peer cargo build --release --manifest-path "$here/dom0-peer/Cargo.toml"
+peer=${CARGO_TARGET_DIR:-$here/dom0-peer/target}/release/xtb-dom0-peer
+[ -f "$peer" ] || die "no dom0 peer binary at $peer"
 guest_file=$(stat -c %s "$guest")
 # bytes Xen loads: the PT_LOAD segments' memory size, from the ELF program headers
 elf_u() { od -An -t "u$1" -j "$2" -N "$1" "$guest" | tr -d ' '; }
@@ -251,8 +265,9 @@ done
 
 overlay=$run/overlay
 rm -rf "$overlay"
-mkdir -p "$overlay/boot"
+mkdir -p "$overlay/boot" "$overlay/usr/bin"
 install -m 755 "$here/dom0-init.sh" "$overlay/init"
+install -m 755 "$peer" "$overlay/usr/bin/xtb-dom0-peer"
 install -m 644 "$guest" "$overlay/boot/xenpv-pvh-guest"
 (cd "$overlay" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$run/overlay.cpio"
 # the kernel unpacks concatenated archives in order: the overlay lands on top
@@ -310,7 +325,7 @@ guest_says() { grep -a -m 1 -E "$guest_re$1" "$serial" | sed -E "s/.*xenpv-pvh-g
 guest_fail=$(guest_says "FAIL")
 
 declare -A verdict=() detail=()
-for s in boot create a shutdown; do
+for s in boot create a c d c2 d2 shutdown; do
   v=$(dom0_says "$s")
   case "$v" in
     PASS*) verdict[$s]=PASS detail[$s]=${v#PASS } ;;
@@ -329,6 +344,16 @@ fi
 if [ "${verdict[a]}" = PASS ] && [ -z "$(guest_says "RESULT a PASS")" ]; then
   verdict[a]=FAIL detail[a]="dom0 saw the text but the guest did not report success: ${guest_fail:-nothing}"
 fi
+# Steps c, d, c2 and d2 are judged by both ends: the dom0 peer (what it mapped, read
+# and was told) and the guest (what it read, what Xen showed it).
+for s in c d c2 d2; do
+  if [ "${verdict[$s]}" = PASS ] && [ -z "$(guest_says "RESULT $s PASS")" ]; then
+    why=${guest_fail:-"no RESULT $s PASS line"}
+    verdict[$s]=FAIL detail[$s]="dom0 passed it but the guest did not: $why"
+  elif [ "${verdict[$s]}" = PASS ]; then
+    detail[$s]="dom0: ${detail[$s]} | guest: $(guest_says "RESULT $s PASS: " | sed 's/^RESULT [a-z0-9]* PASS: //')"
+  fi
+done
 # A vCPU halting with interrupts off also looks like a poweroff to Xen: insist
 # on the guest saying it asked for one.
 if [ "${verdict[shutdown]}" = PASS ] && [ -z "$(guest_says "powering off")" ]; then
@@ -338,10 +363,15 @@ fi
 t_banner=$(at "Xen version")
 t_dom0=$(at "XTB-MARK dom0-ready")
 t_guest=$(at "$guest_re""entered Rust")
+t_announce=$(at "XTB-PEER-DOM0 .* announced")
+t_c=$(at "XTB-PEER-DOM0 .* verdict c ")
+t_d=$(at "XTB-PEER-DOM0 .* verdict d ")
+t_d2=$(at "XTB-PEER-DOM0 .* verdict d2 ")
 t_done=$(at "XTB-MARK scenario-done")
 echo
 echo "timeline (s since QEMU start): qemu 0 -> Xen banner ${t_banner:-?} -> dom0 ready ${t_dom0:-?}" \
-  "-> guest running ${t_guest:-?} -> scenario done ${t_done:-?} -> QEMU exit $boot_secs"
+  "-> guest running ${t_guest:-?} -> gref announced ${t_announce:-?} -> c ${t_c:-?} -> d ${t_d:-?} -> d2 ${t_d2:-?}" \
+  "-> scenario done ${t_done:-?} -> QEMU exit $boot_secs"
 cache_mib=$(du -sm "$cache" | cut -f1)
 echo "guest image: $guest_file bytes on disk, $guest_loaded bytes loaded (PT_LOAD memsz);" \
   "packages $((download_bytes / 1048576)) MiB; cache $cache_mib MiB ($cache)"

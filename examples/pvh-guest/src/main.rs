@@ -8,15 +8,21 @@
 //! 3. [`pvh_main`]: build an [`X86Platform`] from a static page pool and a
 //!    window of unpopulated guest frames above RAM (Xen maps `shared_info`
 //!    there) — from then on the driver crates only talk to the platform;
-//! 4. [`console`]: the PV console through `xenpv_ring::ByteProducer`.
+//! 4. [`console`]: the PV console through `xenpv_ring::ByteProducer`;
+//! 5. [`peer`]: a `xenpv_grant::GrantTable` and `xenpv_evtchn::EventChannels`
+//!    shared with a Linux peer in dom0.
 //!
 //! Scenario step (a), run by `scripts/xen-testbed/run.sh`: write a known text
 //! through the console ring (more than the ring holds, so xenconsoled must
-//! consume as we go), wait until it consumed everything, power off. Dom0
-//! compares xenconsoled's log of this guest with the expected text. The
-//! command line option `xtb.break=console` corrupts one line on purpose, to
-//! show that the check fails; `xtb.break=shutdown` halts instead of powering
-//! off, which Xen turns into a poweroff the testbed must not accept.
+//! consume as we go), wait until it consumed everything. Dom0 compares
+//! xenconsoled's log of this guest with the expected text. Steps (c) and
+//! (d) follow ([`peer`]), with a v1 grant table and again with v2 (c2, d2),
+//! then the guest powers off. The command line option `xtb.break=console`
+//! corrupts one line on purpose, to show that the check fails;
+//! `xtb.break=grant` corrupts one byte of the page dom0 checks in step (c);
+//! `xtb.break=revoke` announces a revocation that did not happen (dom0 must
+//! fail step (d)); `xtb.break=shutdown` halts instead of powering off, which
+//! Xen turns into a poweroff the testbed must not accept.
 //!
 //! Progress and failures go to the debug port 0xE9 ([`debugcon`]), which Xen
 //! prints as `(dN) xenpv-pvh-guest: ...`.
@@ -26,6 +32,7 @@
 mod boot;
 mod console;
 mod debugcon;
+mod peer;
 mod rt;
 mod xen;
 
@@ -41,6 +48,8 @@ use xenpv_sys::hvm_start_info::{
 };
 use xenpv_sys::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF};
 
+use xenpv_grant::Version;
+
 use crate::console::{ConsoleError, Line, PvConsole};
 use crate::xen::XenCpuid;
 
@@ -50,12 +59,15 @@ struct Page([u8; PAGE_SIZE]);
 /// Filled by Xen with hypercall stubs.
 static mut HYPERCALL_PAGE: Page = Page([0; PAGE_SIZE]);
 
-/// Pages the platform hands to the driver crates (rings, grant pages).
+/// Pages the platform hands to the driver crates (rings, grant pages, the
+/// grant table's bookkeeping).
 const POOL_PAGES: usize = 16;
 static mut POOL: [Page; POOL_PAGES] = [const { Page([0; PAGE_SIZE]) }; POOL_PAGES];
 
-/// Guest frames set aside for Xen to map into (shared_info first).
-const WINDOW_PAGES: usize = 16;
+/// Guest frames set aside for Xen to map into: shared_info first, then the
+/// grant table, which reserves room for as many frames as Xen allows this
+/// domain (`GNTTABOP_query_size`: 32 by default with libxl 4.17).
+const WINDOW_PAGES: usize = 48;
 
 /// One bitmap word tracks up to 64 pages, enough for the pool and the window.
 type Guest = X86Platform<1>;
@@ -80,6 +92,9 @@ enum Fail {
     Platform(PlatformError),
     Hypercall(&'static str, i64),
     Console(ConsoleError),
+    Grant(xenpv_grant::GrantError),
+    Evtchn(xenpv_evtchn::Error),
+    Step(&'static str, &'static str),
 }
 
 impl core::fmt::Display for Fail {
@@ -92,6 +107,9 @@ impl core::fmt::Display for Fail {
             Self::Platform(e) => write!(f, "X86Platform::hvm: {e:?}"),
             Self::Hypercall(op, rc) => write!(f, "{op} failed: {rc}"),
             Self::Console(e) => write!(f, "{e}"),
+            Self::Grant(e) => write!(f, "grant table: {e}"),
+            Self::Evtchn(e) => write!(f, "event channels: {e}"),
+            Self::Step(step, what) => write!(f, "step {step}: {what}"),
         }
     }
 }
@@ -147,6 +165,10 @@ extern "C" fn pvh_main(start_info_pa: u64) -> ! {
 struct Options {
     /// `xtb.break=console`: corrupt one console line.
     break_console: bool,
+    /// `xtb.break=grant`: corrupt one byte of the pattern dom0 checks.
+    break_grant: bool,
+    /// `xtb.break=revoke`: announce a revocation without doing it.
+    break_revoke: bool,
     /// `xtb.break=shutdown`: halt with interrupts off instead of asking Xen
     /// to power off. Xen then powers the domain off by itself (reason code 0,
     /// like a real poweroff); the testbed must still fail the step.
@@ -194,6 +216,8 @@ fn read_options(info: &HvmStartInfo) -> Options {
     let has = |option: &[u8]| cmdline.split(|&b| b == b' ').any(|word| word == option);
     Options {
         break_console: has(b"xtb.break=console"),
+        break_grant: has(b"xtb.break=grant"),
+        break_revoke: has(b"xtb.break=revoke"),
         break_shutdown: has(b"xtb.break=shutdown"),
     }
 }
@@ -303,16 +327,36 @@ fn run(info: &HvmStartInfo, options: &Options) -> Result<(), Fail> {
         gfn.unwrap_or(0)
     );
 
-    step_a_console(&platform, domid, tsc_khz, options)
+    let mut console = step_a_console(&platform, domid, tsc_khz, options)?;
+    // Steps c and d with a v1 grant table, then c2 and d2 with v2 (status
+    // bits in separate frames, revocation in two stages).
+    for round in [
+        peer::Round {
+            version: Version::V1,
+            tag: "v1",
+            c: "c",
+            d: "d",
+        },
+        peer::Round {
+            version: Version::V2,
+            tag: "v2",
+            c: "c2",
+            d: "d2",
+        },
+    ] {
+        peer::steps_c_d(&platform, &mut console, tsc_khz, options, round)?;
+    }
+    Ok(())
 }
 
 /// Step (a): text through the PV console ring, consumed by xenconsoled.
-fn step_a_console<P: Platform>(
-    platform: &P,
+/// Returns the console, for the later steps' announcements to dom0.
+fn step_a_console<'p, P: Platform>(
+    platform: &'p P,
     domid: Option<u16>,
     tsc_khz: u32,
     options: &Options,
-) -> Result<(), Fail> {
+) -> Result<PvConsole<'p, P>, Fail> {
     let pfn = xen::hvm_get_param(platform, HVM_PARAM_CONSOLE_PFN)
         .map_err(|rc| Fail::Hypercall("HVMOP_get_param(CONSOLE_PFN)", rc))?;
     let port = xen::hvm_get_param(platform, HVM_PARAM_CONSOLE_EVTCHN)
@@ -371,5 +415,5 @@ fn step_a_console<P: Platform>(
             ""
         }
     );
-    Ok(())
+    Ok(console)
 }
