@@ -185,6 +185,216 @@ def byte_input(page, out_start, in_start, skew, items):
     return page + out_start + in_start + skew_bytes + steps(items)
 
 
+
+# --- grant_evtchn_mock (fuzz/common/src/grant_evtchn.rs) ----------------------
+
+
+def u64(v):
+    return struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF)
+
+
+def boolean(b):
+    return b"\x01" if b else b"\x00"
+
+
+def enum_of(names):
+    """Variant encoders of an enum whose variants are `names`, in order."""
+    return {name: variant(k, len(names)) for k, name in enumerate(names)}
+
+
+GE_VERSION = enum_of(["V1", "V2"])
+GE_ABI = enum_of(["TwoLevel", "Fifo"])
+GE_BUDGET = enum_of(["One", "Three", "Full"])
+GE_STORM = enum_of(["Default", "Strict", "Disabled"])
+GE_DOM = enum_of(["A", "B", "C"])
+GE_MAPPER = enum_of(["B", "C"])
+_DOMID = enum_of(["A", "B", "C", "SelfId", "Other"])
+_GREF = enum_of(["Known", "Freed", "Raw"])
+_COPY_END = enum_of(["Grant", "Local", "ForeignLocal"])
+_FAIL = enum_of(["Eagain", "Known", "Raw"])
+_SCRIBBLE = enum_of(["Mapping", "RawGfn"])
+_PORT_REF = enum_of(["Handle", "Raw"])
+_PORT_NUM = enum_of(["Handle", "Raw"])
+GE_OUTCOME = enum_of(["Work", "Spurious", "Deferred"])
+_HOST = enum_of(["Fresh", "Raw"])
+_RAW_COPY_END = enum_of(["Gref", "Frame"])
+_RAW_GNTTAB = enum_of(["QuerySize", "GetVersion", "SetVersion", "SetupTable",
+                       "GetStatusFrames", "Copy", "MapUnmap"])
+_RAW_EVTCHN = enum_of(["Status", "Send", "Unmask", "BindVcpu", "SetPriority",
+                       "AllocUnboundForOther"])
+_GE_OP = enum_of([
+    "Grant", "GrantReserved", "AllocRef", "TryRevoke", "RevokeOrDefer", "DropGranted",
+    "RetryDeferred", "GrantedWrite", "GrantedRead", "Map", "Unmap", "UnmapBatch",
+    "DropMapped", "MappedWrite", "MappedRead", "CheckAlias", "Copy", "Scribble", "FailMaps",
+    "Offer", "Bind", "Connect", "Send", "Close", "Mask", "Unmask", "Poll", "Eoi",
+    "DropSends", "DuplicateSends", "Spurious", "DeliverDeferred", "ClearFaults",
+    "RawGnttab", "RawEvtchn", "DestroyPeer",
+])
+
+
+def ge_setup(version="V1", deferred=4, initial=0, third=False, abi=("TwoLevel",) * 3,
+             budget="Full", storm="Default"):
+    return (GE_VERSION[version] + u8(deferred) + u8(initial) + boolean(third)
+            + b"".join(GE_ABI[a] for a in abi) + GE_BUDGET[budget] + GE_STORM[storm])
+
+
+def domid(d):
+    """"A", "B", "C", "Self" or an int (`Other`)."""
+    if isinstance(d, int):
+        return _DOMID["Other"] + u16(d)
+    return _DOMID["SelfId" if d == "Self" else d]
+
+
+def known(i):
+    return _GREF["Known"] + u8(i)
+
+
+def freed(i):
+    return _GREF["Freed"] + u8(i)
+
+
+def raw_gref(v):
+    return _GREF["Raw"] + u32(v)
+
+
+def map_req(dom, gref, readonly):
+    return domid(dom) + gref + boolean(readonly)
+
+
+def c_grant(dom, gref, offset):
+    return _COPY_END["Grant"] + domid(dom) + gref + u16(offset)
+
+
+def c_local(second, offset):
+    return _COPY_END["Local"] + boolean(second) + u16(offset)
+
+
+def c_foreign(grant, offset):
+    return _COPY_END["ForeignLocal"] + u8(grant) + u16(offset)
+
+
+def copy_op(source, dest, length):
+    return source + dest + u16(length)
+
+
+def fail_eagain():
+    return _FAIL["Eagain"]
+
+
+def fail_known(k):
+    return _FAIL["Known"] + u8(k)
+
+
+def fail_raw(v):
+    return _FAIL["Raw"] + u16(v)
+
+
+def handle(i):
+    return _PORT_REF["Handle"] + u8(i)
+
+
+def raw_port(dom, port):
+    return _PORT_REF["Raw"] + GE_DOM[dom] + u16(port)
+
+
+def pnum_handle(i):
+    return _PORT_NUM["Handle"] + u8(i)
+
+
+def pnum_raw(v):
+    return _PORT_NUM["Raw"] + u32(v)
+
+
+def rc_gref(gref, dom, offset):
+    return _RAW_COPY_END["Gref"] + gref + domid(dom) + u16(offset)
+
+
+def rc_frame(gmfn, dom, offset):
+    opt = b"\x00" if gmfn is None else b"\x01" + u16(gmfn)
+    return _RAW_COPY_END["Frame"] + opt + domid(dom) + u16(offset)
+
+
+def op(name, *fields):
+    return _GE_OP[name] + b"".join(fields)
+
+
+def g_grant(to, readonly=False, seed=0):
+    return op("Grant", domid(to), boolean(readonly), u8(seed))
+
+
+def g_reserved(n, claims, to, readonly=False):
+    return op("GrantReserved", u16(n), u8(claims), domid(to), boolean(readonly))
+
+
+def g_map(mapper, reqs, count=None, retries=0):
+    reqs = list(reqs)
+    n = len(reqs) if count is None else count
+    while len(reqs) < 3:
+        reqs.append(reqs[-1])
+    return op("Map", GE_MAPPER[mapper], *reqs[:3], u8(n), u8(retries))
+
+
+def g_mw(mapper, mapping, offset, length, seed):
+    return op("MappedWrite", GE_MAPPER[mapper], u8(mapping), u16(offset), u16(length), u8(seed))
+
+
+def g_mr(mapper, mapping, offset, length):
+    return op("MappedRead", GE_MAPPER[mapper], u8(mapping), u16(offset), u16(length))
+
+
+def g_gw(grant, offset, length, seed):
+    return op("GrantedWrite", u8(grant), u16(offset), u16(length), u8(seed))
+
+
+def g_gr(grant, offset, length):
+    return op("GrantedRead", u8(grant), u16(offset), u16(length))
+
+
+def g_copy(copier, ops, count=None):
+    ops = list(ops)
+    n = len(ops) if count is None else count
+    while len(ops) < 2:
+        ops.append(ops[-1])
+    return op("Copy", GE_MAPPER[copier], *ops[:2], u8(n))
+
+
+def g_scribble(mapper, target, offset, length, seed):
+    return op("Scribble", GE_MAPPER[mapper], target, u16(offset), u16(length), u8(seed))
+
+
+def raw_gnttab(dom, name, *fields):
+    return op("RawGnttab", GE_DOM[dom], _RAW_GNTTAB[name], *fields)
+
+
+def raw_evtchn(dom, name, *fields):
+    return op("RawEvtchn", GE_DOM[dom], _RAW_EVTCHN[name], *fields)
+
+
+def e_offer(owner, remote):
+    return op("Offer", GE_DOM[owner], domid(remote))
+
+
+def e_bind(binder, target):
+    return op("Bind", GE_DOM[binder], target)
+
+
+def e_poll(dom, outcomes=0):
+    return op("Poll", GE_DOM[dom], u32(outcomes))
+
+
+def e_send(i, via_platform=False):
+    return op("Send", u8(i), boolean(via_platform))
+
+
+def ge_input(setup, items):
+    return setup + steps(items)
+
+
+# Outcome patterns (two bits per dispatch: 0/1 work, 2 spurious, 3 deferred).
+ALL_SPURIOUS = 0xAAAAAAAA
+FIRST_DEFERRED = 0x3
+
+
 SERVE_BACK = [honest(b_get(31)), honest(b_put(31, 0)), honest(B_PUSH)]
 SERVE_FRONT = [honest(f_put(0, 7)), honest(F_PUSH)]
 
@@ -291,6 +501,168 @@ SEEDS = {
         ]),
         byte_input(XS_GUEST, zero(), zero(), (OUT_CONS, 1), [write(1, 0), read(1)]),
     ],
+    "grant_evtchn_mock": [
+        # v1: grant, map, true aliasing both ways, revocation refused while
+        # mapped (try_revoke, then deferred), retry after the unmap, stale ref.
+        ge_input(ge_setup("V1", deferred=2), [
+            g_grant("B", False, 1), g_map("B", [map_req("A", known(0), False)]),
+            g_gw(0, 100, 32, 2), g_mr("B", 0, 96, 40), g_mw("B", 0, 4000, 96, 3),
+            g_gr(0, 4000, 96), op("CheckAlias", GE_MAPPER["B"], u8(0)),
+            g_scribble("B", _SCRIBBLE["Mapping"] + u8(0), 10, 200, 4),
+            op("TryRevoke", u8(0)), g_map("B", [map_req("A", known(0), True)]),
+            op("RevokeOrDefer", u8(0)), op("RetryDeferred", u8(5)),
+            op("Unmap", GE_MAPPER["B"], u8(0)), op("RetryDeferred", u8(5)),
+            op("DropMapped", GE_MAPPER["B"], u8(0)), op("RetryDeferred", u8(5)),
+            g_map("B", [map_req("A", freed(0), False)]), g_mw("B", 0, 4090, 10, 5),
+            g_gw(7, 4095, 2, 6), g_grant("B", True, 7), g_mw("B", 0, 0, 1, 8),
+        ]),
+        # v2 with C: read-only grant to C; B and a writable map are refused;
+        # a failed revocation clears the type, so only a pinned peer maps more.
+        ge_input(ge_setup("V2", deferred=1, third=True), [
+            g_grant("C", True, 9), g_map("B", [map_req("A", known(0), True)]),
+            g_map("C", [map_req("A", known(0), False)]), g_map("C", [map_req("B", known(0), True)]),
+            g_map("C", [map_req("Self", known(0), True)]), g_map("C", [map_req("A", known(0), True)]),
+            op("TryRevoke", u8(0)), g_map("C", [map_req("A", known(0), True)]),
+            g_mw("C", 1, 0, 4, 1), op("UnmapBatch", GE_MAPPER["C"], GE_MAPPER["B"], u8(2)),
+            g_map("C", [map_req("A", known(0), True)]), op("TryRevoke", u8(0)),
+            g_grant("B", False, 10), g_map("B", [map_req("A", known(0), False)]),
+            op("DropGranted", u8(0)), g_map("B", [map_req("A", known(0), True)]),
+            op("RetryDeferred", u8(1)), op("UnmapBatch", GE_MAPPER["B"], GE_MAPPER["B"], u8(5)),
+            op("RetryDeferred", u8(1)),
+        ]),
+        # Injected map failures: GNTST_eagain retried away or exhausted, other
+        # statuses reported as they are; a 20-request batch (two hypercalls).
+        ge_input(ge_setup("V1"), [
+            g_grant("B", False, 1), g_grant("B", True, 2),
+            op("FailMaps", u8(2), fail_eagain()), g_map("B", [map_req("A", known(0), False)], 1, 2),
+            op("FailMaps", u8(3), fail_eagain()), g_map("B", [map_req("A", known(1), True)], 1, 1),
+            op("FailMaps", u8(1), fail_known(4)), op("FailMaps", u8(1), fail_raw(1234)),
+            g_map("B", [map_req("A", known(0), False), map_req("A", known(1), True),
+                        map_req("A", raw_gref(3), True)], 3, 0),
+            g_map("B", [map_req("A", known(0), True), map_req("A", known(1), True),
+                        map_req(77, known(1), True)], 20, 3),
+            op("UnmapBatch", GE_MAPPER["B"], GE_MAPPER["B"], u8(17)),
+            op("ClearFaults"), op("TryRevoke", u8(1)), op("UnmapBatch", GE_MAPPER["B"], GE_MAPPER["B"], u8(19)),
+            op("TryRevoke", u8(0)), op("TryRevoke", u8(0)),
+        ]),
+        # Copies: grant → local, local → grant, into a read-only grant,
+        # from A's page as a "local" frame, across the page end, raw copies.
+        ge_input(ge_setup("V2"), [
+            g_grant("B", False, 3), g_grant("B", True, 4),
+            g_copy("B", [copy_op(c_grant("A", known(0), 10), c_local(False, 20), 100),
+                         copy_op(c_local(False, 20), c_grant("A", known(0), 3000), 100)]),
+            g_copy("B", [copy_op(c_local(True, 0), c_grant("A", known(1), 0), 8),
+                         copy_op(c_grant("A", known(1), 0), c_grant("A", known(0), 4000), 96)]),
+            g_copy("B", [copy_op(c_foreign(0, 0), c_local(False, 0), 8),
+                         copy_op(c_grant("A", known(0), 4000), c_local(True, 0), 97)]),
+            g_copy("B", [copy_op(c_grant("Self", known(0), 0), c_local(False, 0), 0),
+                         copy_op(c_grant("A", known(0), 0), c_grant("A", known(0), 8), 64)], 3),
+            raw_gnttab("B", "Copy", rc_gref(known(0), "A", 5), rc_frame(None, "Self", 9), u16(50), u16(0)),
+            raw_gnttab("B", "Copy", rc_frame(3, "Self", 0), rc_gref(known(0), "A", 100), u16(64), u16(0xFF00)),
+            raw_gnttab("B", "Copy", rc_frame(None, "B", 0), rc_gref(known(1), "A", 0), u16(1), u16(0)),
+            raw_gnttab("B", "Copy", rc_gref(known(0), "A", 4090), rc_frame(None, "Self", 0), u16(10), u16(0)),
+            g_map("B", [map_req("A", known(0), False)]),
+            g_copy("B", [copy_op(c_local(False, 0), c_grant("A", known(0), 0), 200)]),
+            op("CheckAlias", GE_MAPPER["B"], u8(0)),
+        ]),
+        # Interdomain channel on 2-level: notify both ways, mask, drop,
+        # duplicate, spurious, late EOI, the peer closing, rebinding.
+        ge_input(ge_setup("V1"), [
+            e_offer("A", "B"), e_bind("B", handle(0)), op("Connect", u8(0)),
+            e_poll("B"), e_send(1), e_poll("B"), e_send(0, True), e_poll("A"),
+            op("Mask", u8(0)), e_send(1), e_poll("B"), op("Unmask", u8(0)), e_poll("B"),
+            op("DropSends", handle(1), u8(1)), e_send(1), e_poll("B"),
+            op("DuplicateSends", handle(1), u8(1)), e_send(1), e_poll("B"),
+            op("DeliverDeferred"), e_poll("B"),
+            op("Spurious", handle(0)), e_poll("B", FIRST_DEFERRED), e_send(1), e_poll("B"),
+            op("Eoi", handle(0), GE_OUTCOME["Work"]), e_poll("B"),
+            op("Eoi", handle(0), GE_OUTCOME["Work"]), op("Spurious", raw_port("B", 40)), e_poll("B"),
+            op("Close", u8(1)), e_send(0), e_poll("A"), e_bind("A", handle(0)), e_send(1),
+            e_poll("B"), e_offer("B", "Self"), e_bind("B", handle(2)), op("Connect", u8(0)),
+            e_send(3), e_poll("B"), e_poll("B"),
+        ]),
+        # FIFO everywhere, strict storm policy, budget 1: channels A-B and
+        # A-C, spurious storms throttle, raw unmask and priorities.
+        ge_input(ge_setup("V1", third=True, abi=("Fifo", "Fifo", "Fifo"), budget="One",
+                          storm="Strict"), [
+            e_offer("A", "B"), e_offer("A", "C"), e_bind("B", handle(0)), e_bind("C", handle(1)),
+            # Handles: 0 = A's end to B, 1 = A's end to C, 2 = B's end, 3 = C's end.
+            e_poll("B"), e_poll("C"), e_send(0), e_send(1), e_send(0),
+            e_poll("B", ALL_SPURIOUS), e_poll("C", ALL_SPURIOUS), e_send(0), e_send(0),
+            e_poll("B", ALL_SPURIOUS), e_send(0), e_poll("B", ALL_SPURIOUS), e_send(0),
+            e_poll("B"), e_poll("B"), e_poll("B"), e_poll("B"), e_poll("B"),
+            raw_evtchn("C", "SetPriority", pnum_handle(3), u32(3)), e_send(1),
+            op("Mask", u8(3)), raw_evtchn("C", "Unmask", pnum_handle(3)), e_send(1),
+            e_poll("C"), op("Unmask", u8(3)), e_poll("C"), e_poll("C"),
+            op("Spurious", raw_port("A", 2000)), op("Spurious", handle(2)), e_poll("A"),
+            e_poll("A"), e_send(2), e_send(3), e_poll("A", FIRST_DEFERRED), e_poll("A"),
+        ]),
+        # Raw hypercalls with odd values.
+        ge_input(ge_setup("V2", third=True), [
+            raw_gnttab("A", "QuerySize", domid("Self"), u8(0)),
+            raw_gnttab("B", "QuerySize", domid("A"), u8(1)),
+            raw_gnttab("C", "QuerySize", domid(999), u8(2)),
+            raw_gnttab("A", "GetVersion", domid("A")), raw_gnttab("B", "GetVersion", domid("C")),
+            raw_gnttab("B", "SetVersion", u32(2)), raw_gnttab("B", "GetVersion", domid("Self")),
+            raw_gnttab("A", "SetVersion", u32(1)), raw_gnttab("C", "SetVersion", u32(7)),
+            raw_gnttab("A", "SetupTable", domid("Self"), u32(3), boolean(False), u8(0)),
+            raw_gnttab("B", "SetupTable", domid("Self"), u32(2), boolean(True), u8(0)),
+            raw_gnttab("B", "SetupTable", domid("Self"), u32(0xFFFFFFFF), boolean(False), u8(1)),
+            raw_gnttab("A", "GetStatusFrames", domid("Self"), u32(1), boolean(False), u8(0)),
+            raw_gnttab("C", "GetStatusFrames", domid("A"), u32(1), boolean(False), u8(3)),
+            g_grant("B", False, 5),
+            raw_gnttab("B", "MapUnmap", _HOST["Fresh"], u32(2), known(0), domid("A")),
+            raw_gnttab("B", "MapUnmap", _HOST["Fresh"], u32(6), known(0), domid("A")),
+            raw_gnttab("B", "MapUnmap", _HOST["Fresh"], u32(3), known(0), domid("A")),
+            raw_gnttab("B", "MapUnmap", _HOST["Raw"] + u64(100 << 12), u32(2), known(0), domid("A")),
+            raw_gnttab("C", "MapUnmap", _HOST["Fresh"], u32(2), known(0), domid("A")),
+            e_offer("A", "B"), e_bind("B", handle(0)),
+            raw_evtchn("A", "Status", domid("Self"), pnum_handle(0)),
+            raw_evtchn("B", "Status", domid("A"), pnum_handle(0)),
+            raw_evtchn("B", "Status", domid("Self"), pnum_raw(700)),
+            raw_evtchn("B", "Send", pnum_handle(1)), raw_evtchn("B", "Send", pnum_raw(0)),
+            raw_evtchn("A", "BindVcpu", pnum_handle(0), u32(1)),
+            raw_evtchn("A", "BindVcpu", pnum_handle(0), u32(0)),
+            raw_evtchn("A", "SetPriority", pnum_handle(0), u32(3)),
+            raw_evtchn("C", "AllocUnboundForOther", domid("A"), domid("C")),
+            raw_evtchn("C", "AllocUnboundForOther", domid(4000), domid("C")),
+            e_poll("A"), e_poll("B"),
+        ]),
+        # A deferred list of one: the second and third in-use revocations
+        # leak; growth by reservation, then a reservation too big.
+        ge_input(ge_setup("V1", deferred=1), [
+            g_grant("B", False, 1), g_grant("B", False, 2), g_grant("B", True, 3),
+            g_map("B", [map_req("A", known(0), False), map_req("A", known(1), False),
+                        map_req("A", known(2), True)]),
+            op("RevokeOrDefer", u8(0)), op("RevokeOrDefer", u8(0)), op("DropGranted", u8(0)),
+            op("RetryDeferred", u8(3)), op("Unmap", GE_MAPPER["B"], u8(0)),
+            op("RetryDeferred", u8(3)), g_reserved(600, 3, "B"), op("AllocRef"),
+            g_reserved(1099, 1, "B"), g_reserved(5, 3, "C", True),
+            g_map("B", [map_req("A", known(3), False), map_req("A", known(4), True)], 2),
+        ]),
+        ge_input(ge_setup("V2", deferred=3), [
+            g_reserved(1000, 2, "B"), g_reserved(20, 1, "B"), op("AllocRef"),
+            g_grant("B", False, 1), op("TryRevoke", u8(0)), op("TryRevoke", u8(0)),
+        ]),
+        # B runs out of address space (64 window pages) mid-batch; then the
+        # toolstack destroys B while it maps A's grants and holds a channel:
+        # A's revocations must succeed and its channel end turn unbound.
+        ge_input(ge_setup("V1", deferred=2, third=True), [
+            g_grant("B", True, 1), g_grant("B", False, 2), g_grant("C", False, 3),
+            g_map("B", [map_req("A", known(0), True)], 23), g_map("B", [map_req("A", known(0), True)], 23),
+            g_map("B", [map_req("A", known(0), True), map_req("A", known(1), False)], 23),
+            op("DropMapped", GE_MAPPER["B"], u8(3)),
+            g_map("B", [map_req("A", known(1), False)], 2),
+            g_map("C", [map_req("A", known(2), False)]),
+            e_offer("A", "B"), e_bind("B", handle(0)), e_offer("C", "B"), e_bind("B", handle(2)),
+            op("RevokeOrDefer", u8(1)), op("TryRevoke", u8(0)),
+            op("DestroyPeer", GE_MAPPER["B"]),
+            op("TryRevoke", u8(0)), op("RetryDeferred", u8(2)), e_send(0), e_poll("A"),
+            e_bind("B", handle(0)), g_map("B", [map_req("A", known(0), True)]),
+            g_map("C", [map_req("A", known(0), True)]), e_send(1), e_poll("C"),
+            op("DestroyPeer", GE_MAPPER["B"]),
+        ]),
+    ],
     "ring_roundtrip": [
         split_input(SMALL1, zero(), [
             front(f_put(0, 1)), front(F_PUSH), back(b_get(0)), back(b_put(0, 0)), back(B_PUSH),
@@ -318,6 +690,20 @@ SEEDS = {
         ]),
     ],
 }
+
+
+def ge_marathon(seeds):
+    """One long input: the operations of every other seed, in turn, on three
+    domains with mixed ABIs (indices then pick other objects than in the
+    original scenarios, which is the point). Lets libFuzzer's length limit
+    start near `GE_MAX_OPS` operations."""
+    setup_len = len(ge_setup())
+    ops = b"".join(seed[setup_len:] for seed in seeds)
+    return ge_setup("V2", deferred=3, third=True, abi=("Fifo", "TwoLevel", "Fifo"),
+                    budget="Three", storm="Strict") + ops
+
+
+SEEDS["grant_evtchn_mock"].append(ge_marathon(SEEDS["grant_evtchn_mock"]))
 
 
 def main():

@@ -8,12 +8,14 @@
 //! * [`PeerAction`], [`BytePeerAction`]: what a hostile peer does between two
 //!   operations of the end under test (scribble indices, slots, any byte, or
 //!   behave honestly for one step).
-//! * The `#[derive(Arbitrary)]` op enums each target decodes its input into.
+//! * The `#[derive(Arbitrary)]` op enums each target decodes its input into
+//!   (for `grant_evtchn_mock`, the types in [`grant_evtchn`]).
 //!
 //! Every input is bounded: at most [`MAX_STEPS`] steps, each repeating an
 //! operation at most [`MAX_BATCH`] times, so no input can run unboundedly.
 
 mod bytes;
+pub mod grant_evtchn;
 mod mem;
 mod protocol;
 mod split;
