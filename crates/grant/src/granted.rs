@@ -402,7 +402,12 @@ impl<'t, 'p, P: Platform> RevokeError<'t, 'p, P> {
         self.in_use
     }
 
-    /// The grant, still in force.
+    /// The grant handle back, still owning the page, to retry revocation.
+    ///
+    /// What the peer may still do differs by version, as on Xen: under v1 the
+    /// entry stays in force, so the peer can unmap and map it again; under v2
+    /// the failed attempt already cleared the entry's type, so existing
+    /// mappings stay but no new one succeeds.
     pub fn into_granted(self) -> Granted<'t, 'p, P> {
         self.granted
     }
