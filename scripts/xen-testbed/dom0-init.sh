@@ -5,7 +5,9 @@
 # console (hvc0 -> Xen -> the serial port run.sh reads), then powers off.
 # Steps c, d, c2 and d2 run /usr/bin/xtb-dom0-peer (scripts/xen-testbed/dom0-peer)
 # next to the guest; its verdicts for them are printed from its output file.
-# Kernel command line: xtb_break=console|grant|revoke|shutdown is passed to the
+# Step b: while the guest lives, dom0 reads the key the guest wrote through
+# its xenstore ring and acknowledges it (the guest waits for that).
+# Kernel command line: xtb_break=console|xenstore|grant|revoke|shutdown is passed to the
 # guest (see run.sh).
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/xen-4.17/bin
 
@@ -130,10 +132,29 @@ created=$(cut -d' ' -f1 /proc/uptime)
 result create PASS "domid=$DOMID console-port=$PORT"
 mark guest-created domid="$DOMID"
 
+# --- step b (dom0's half), while the guest runs: the guest writes
+# data/xenpv-test through its xenstore ring and waits for our ack; libxl
+# removes its home once the domain is destroyed, so we read it now.
+GHOME=/local/domain/$DOMID
+B_VALUE='' B_NAME='' B_DOMID='' B_AT='' B_XL=''
+check_b() {
+  [ -z "$B_AT" ] || return 0
+  B_VALUE=$(xenstore-read "$GHOME/data/xenpv-test" 2>/dev/null) || return 0
+  B_AT=$(cut -d' ' -f1 /proc/uptime)
+  B_NAME=$(xenstore-read "$GHOME/name" 2>/dev/null)
+  B_DOMID=$(xenstore-read "$GHOME/domid" 2>/dev/null)
+  # "<name> <id>" of our domain as xl list shows it now
+  B_XL=$(xl list 2>/dev/null | awk -v n="$NAME" '$1 == n { print $1 " " $2 }')
+  echo "XTB-MARK b-read value='$B_VALUE' name='$B_NAME' domid='$B_DOMID' uptime=$B_AT"
+  xenstore-write "$GHOME/data/xenpv-test-ack" "dom0 read it" ||
+    echo "XTB-MARK b: xenstore-write of the ack failed"
+}
+
 # --- wait for the guest to finish (it powers itself off)
 gone=0
 i=0
 while [ $i -lt $((GUEST_TIMEOUT * 5)) ]; do
+  check_b
   if ! xl domid "$NAME" >/dev/null 2>&1; then
     gone=1
     break
@@ -186,6 +207,19 @@ else
   first=$(diff "$expect" "$CONSOLE_LOG" | grep '^[-+][^-+]' | head -n 2 | tr '\n' '|')
   result a FAIL "console log differs from the expected text ($got bytes, first difference: $first)"
   diff "$expect" "$CONSOLE_LOG" | head -n 12
+fi
+
+# --- step b: what the guest wrote into xenstore, its name and domid there
+# and in the toolstack (xl list)
+b_expect="hello from xenpv-pvh-guest domid=$DOMID"
+if [ -z "$B_AT" ]; then
+  result b FAIL "$GHOME/data/xenpv-test never appeared while the guest ran"
+elif [ "$B_VALUE" != "$b_expect" ]; then
+  result b FAIL "$GHOME/data/xenpv-test is '$B_VALUE', expected '$b_expect'"
+elif [ "$B_NAME" != "$NAME" ] || [ "$B_DOMID" != "$DOMID" ] || [ "$B_XL" != "$NAME $DOMID" ]; then
+  result b FAIL "xenstore says name='$B_NAME' domid='$B_DOMID', xl list '$B_XL', expected '$NAME' $DOMID"
+else
+  result b PASS "xenstore-read $GHOME/data/xenpv-test = '$B_VALUE'; xenstore name=$B_NAME domid=$B_DOMID, xl list '$B_XL'; ack written"
 fi
 
 # --- steps c, d (v1 grant table) and c2, d2 (v2): the peer's verdicts, from its output file (printed now

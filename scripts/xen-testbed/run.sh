@@ -13,6 +13,8 @@
 # Knobs (environment):
 #   XEN_TESTBED_BREAK=console   make the guest corrupt one console line: step a
 #                               must FAIL and the script exit non-zero
+#   XEN_TESTBED_BREAK=xenstore  make the guest write another value into
+#                               xenstore than it reports: step b must FAIL
 #   XEN_TESTBED_BREAK=grant     make the guest corrupt one byte of the page it
 #                               grants to dom0: step c (and so d) must FAIL
 #   XEN_TESTBED_BREAK=revoke    make the guest announce a revocation it did not
@@ -42,12 +44,13 @@ break_mode=${XEN_TESTBED_BREAK:-}
 run=$cache/run
 
 # Scenario steps, in order, and what each proves.
-steps=(boot create entry a c d c2 d2 shutdown)
+steps=(boot create entry a b c d c2 d2 shutdown)
 declare -A what=(
   [boot]="Xen + Linux dom0 up under QEMU TCG, toolstack ready (oxenstored, xenconsoled, xl)"
   [create]="xl create type=pvh loaded our ELF (Xen notes, PHYS32 entry) and started it"
   [entry]="guest entered Rust in long mode, hypercall page via CPUID/MSR, X86Platform::hvm + shared_info"
   [a]="guest console via PV console ring"
+  [b]="guest read its domid/name and wrote data/xenpv-test via xenpv-xenstore's Client on the store ring; dom0 read it"
   [c]="grant + event channel with a Linux peer (gntdev/evtchn devices in dom0), both directions"
   [d]="revocation refused while dom0 maps the page, page kept, revoked after dom0 unmapped"
   [c2]="step c again with a v2 grant table (status frames mapped with XENMAPIDX_grant_table_status)"
@@ -75,7 +78,7 @@ logged() {
 
 [ "$(id -u)" = 0 ] || die "run as root (apt-get, dpkg -x with ownership, chroot)"
 command -v apt-get >/dev/null || die "needs a Debian (bookworm) machine"
-case "$break_mode" in "" | console | grant | revoke | shutdown) ;; *) die "XEN_TESTBED_BREAK=$break_mode: 'console', 'grant', 'revoke' or 'shutdown'" ;; esac
+case "$break_mode" in "" | console | xenstore | grant | revoke | shutdown) ;; *) die "XEN_TESTBED_BREAK=$break_mode: 'console', 'xenstore', 'grant', 'revoke' or 'shutdown'" ;; esac
 mkdir -p "$cache/debs" "$run"
 rm -f "$run"/*.log
 export DEBIAN_FRONTEND=noninteractive
@@ -325,7 +328,7 @@ guest_says() { grep -a -m 1 -E "$guest_re$1" "$serial" | sed -E "s/.*xenpv-pvh-g
 guest_fail=$(guest_says "FAIL")
 
 declare -A verdict=() detail=()
-for s in boot create a c d c2 d2 shutdown; do
+for s in boot create a b c d c2 d2 shutdown; do
   v=$(dom0_says "$s")
   case "$v" in
     PASS*) verdict[$s]=PASS detail[$s]=${v#PASS } ;;
@@ -343,6 +346,19 @@ fi
 # dom0 found exactly the expected text in xenconsoled's log.
 if [ "${verdict[a]}" = PASS ] && [ -z "$(guest_says "RESULT a PASS")" ]; then
   verdict[a]=FAIL detail[a]="dom0 saw the text but the guest did not report success: ${guest_fail:-nothing}"
+fi
+# Step b needs both ends too: dom0 read the expected value (with the domid
+# and name xl knows), and the guest read the same domid and name through
+# its xenstore client and says so.
+if [ "${verdict[b]}" = PASS ]; then
+  gb=$(guest_says "RESULT b PASS: ")
+  if [ -z "$gb" ]; then
+    verdict[b]=FAIL detail[b]="dom0 passed it but the guest did not: ${guest_fail:-no RESULT b PASS line}"
+  elif [[ "$gb" != *"domid=$domid name=xtb-guest,"* ]]; then
+    verdict[b]=FAIL detail[b]="the guest read other values than dom0 knows (domid $domid, name xtb-guest): $gb"
+  else
+    detail[b]="dom0: ${detail[b]} | guest: ${gb#RESULT b PASS: }"
+  fi
 fi
 # Steps c, d, c2 and d2 are judged by both ends: the dom0 peer (what it mapped, read
 # and was told) and the guest (what it read, what Xen showed it).
@@ -363,6 +379,7 @@ fi
 t_banner=$(at "Xen version")
 t_dom0=$(at "XTB-MARK dom0-ready")
 t_guest=$(at "$guest_re""entered Rust")
+t_b=$(at "$guest_re""RESULT b ")
 t_announce=$(at "XTB-PEER-DOM0 .* announced")
 t_c=$(at "XTB-PEER-DOM0 .* verdict c ")
 t_d=$(at "XTB-PEER-DOM0 .* verdict d ")
@@ -370,7 +387,7 @@ t_d2=$(at "XTB-PEER-DOM0 .* verdict d2 ")
 t_done=$(at "XTB-MARK scenario-done")
 echo
 echo "timeline (s since QEMU start): qemu 0 -> Xen banner ${t_banner:-?} -> dom0 ready ${t_dom0:-?}" \
-  "-> guest running ${t_guest:-?} -> gref announced ${t_announce:-?} -> c ${t_c:-?} -> d ${t_d:-?} -> d2 ${t_d2:-?}" \
+  "-> guest running ${t_guest:-?} -> b ${t_b:-?} -> gref announced ${t_announce:-?} -> c ${t_c:-?} -> d ${t_d:-?} -> d2 ${t_d2:-?}" \
   "-> scenario done ${t_done:-?} -> QEMU exit $boot_secs"
 cache_mib=$(du -sm "$cache" | cut -f1)
 echo "guest image: $guest_file bytes on disk, $guest_loaded bytes loaded (PT_LOAD memsz);" \

@@ -9,19 +9,24 @@
 //!    window of unpopulated guest frames above RAM (Xen maps `shared_info`
 //!    there) — from then on the driver crates only talk to the platform;
 //! 4. [`console`]: the PV console through `xenpv_ring::ByteProducer`;
-//! 5. [`peer`]: a `xenpv_grant::GrantTable` and `xenpv_evtchn::EventChannels`
+//! 5. [`store`]: XenStore through `xenpv_xenstore::Client` on the store ring
+//!    (with the bump allocator of [`heap`] as the global allocator);
+//! 6. [`peer`]: a `xenpv_grant::GrantTable` and `xenpv_evtchn::EventChannels`
 //!    shared with a Linux peer in dom0.
 //!
 //! Scenario step (a), run by `scripts/xen-testbed/run.sh`: write a known text
 //! through the console ring (more than the ring holds, so xenconsoled must
 //! consume as we go), wait until it consumed everything. Dom0 compares
-//! xenconsoled's log of this guest with the expected text. Steps (c) and
+//! xenconsoled's log of this guest with the expected text. Step (b) reads
+//! the guest's domid and name from xenstored and writes a key dom0 checks
+//! ([`store`]). Steps (c) and
 //! (d) follow ([`peer`]), with a v1 grant table and again with v2 (c2, d2),
 //! then the guest powers off. The command line option `xtb.break=console`
 //! corrupts one line on purpose, to show that the check fails;
 //! `xtb.break=grant` corrupts one byte of the page dom0 checks in step (c);
 //! `xtb.break=revoke` announces a revocation that did not happen (dom0 must
-//! fail step (d)); `xtb.break=shutdown` halts instead of powering off, which
+//! fail step (d)); `xtb.break=xenstore` writes another value than the guest
+//! reports (dom0 must fail step (b)); `xtb.break=shutdown` halts instead of powering off, which
 //! Xen turns into a poweroff the testbed must not accept.
 //!
 //! Progress and failures go to the debug port 0xE9 ([`debugcon`]), which Xen
@@ -29,11 +34,15 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 mod boot;
 mod console;
 mod debugcon;
+mod heap;
 mod peer;
 mod rt;
+mod store;
 mod xen;
 
 use core::fmt::Write as _;
@@ -94,6 +103,7 @@ enum Fail {
     Console(ConsoleError),
     Grant(xenpv_grant::GrantError),
     Evtchn(xenpv_evtchn::Error),
+    Xenstore(&'static str, xenpv_xenstore::Error),
     Step(&'static str, &'static str),
 }
 
@@ -109,6 +119,7 @@ impl core::fmt::Display for Fail {
             Self::Console(e) => write!(f, "{e}"),
             Self::Grant(e) => write!(f, "grant table: {e}"),
             Self::Evtchn(e) => write!(f, "event channels: {e}"),
+            Self::Xenstore(op, e) => write!(f, "xenstore {op}: {e}"),
             Self::Step(step, what) => write!(f, "step {step}: {what}"),
         }
     }
@@ -169,6 +180,8 @@ struct Options {
     break_grant: bool,
     /// `xtb.break=revoke`: announce a revocation without doing it.
     break_revoke: bool,
+    /// `xtb.break=xenstore`: write another value than the one reported.
+    break_xenstore: bool,
     /// `xtb.break=shutdown`: halt with interrupts off instead of asking Xen
     /// to power off. Xen then powers the domain off by itself (reason code 0,
     /// like a real poweroff); the testbed must still fail the step.
@@ -218,6 +231,7 @@ fn read_options(info: &HvmStartInfo) -> Options {
         break_console: has(b"xtb.break=console"),
         break_grant: has(b"xtb.break=grant"),
         break_revoke: has(b"xtb.break=revoke"),
+        break_xenstore: has(b"xtb.break=xenstore"),
         break_shutdown: has(b"xtb.break=shutdown"),
     }
 }
@@ -328,6 +342,7 @@ fn run(info: &HvmStartInfo, options: &Options) -> Result<(), Fail> {
     );
 
     let mut console = step_a_console(&platform, domid, tsc_khz, options)?;
+    store::step_b(&platform, domid, tsc_khz, options)?;
     // Steps c and d with a v1 grant table, then c2 and d2 with v2 (status
     // bits in separate frames, revocation in two stages).
     for round in [
