@@ -39,6 +39,8 @@ extern crate alloc;
 mod boot;
 mod console;
 mod debugcon;
+#[path = "../../freestanding/rt.rs"]
+mod freestanding;
 mod heap;
 mod peer;
 mod rt;
