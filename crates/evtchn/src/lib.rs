@@ -74,6 +74,8 @@
 //! [XSA-391]: https://xenbits.xen.org/xsa/advisory-391.html
 //! [`Platform`]: xenpv_platform::Platform
 #![no_std]
+// Peer data is parsed without indexing that could panic; keep it that way.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 mod channels;
 mod error;

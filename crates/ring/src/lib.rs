@@ -18,6 +18,8 @@
 //! the ring. No reference to shared memory is ever created except the atomic
 //! index words; all of that lives in one small private module.
 #![no_std]
+// Peer data is parsed without indexing that could panic; keep it that way.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 mod bytes;
 pub mod protocols;

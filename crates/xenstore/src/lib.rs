@@ -33,6 +33,8 @@
 //! [XSA-349]: https://xenbits.xen.org/xsa/advisory-349.html
 //! [XSA-465]: https://xenbits.xen.org/xsa/advisory-465.html
 #![no_std]
+// Peer data is parsed without indexing that could panic; keep it that way.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "alloc")]
