@@ -15,7 +15,7 @@ use xenpv_sys::io::console::{XENCONS_IN_SIZE, XENCONS_OUT_SIZE, XenconsInterface
 use xenpv_sys::io::xs_wire::{XENSTORE_RING_SIZE, XenstoreDomainInterface};
 
 use crate::shared::Shared;
-use crate::split::{PAGE_SIZE, RingError};
+use crate::split::{PAGE_SIZE, RingError, in_window};
 
 /// Where one direction of a byte ring lives inside its page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,10 +71,6 @@ impl ByteRingLayout {
             && self.cons.checked_add(4).is_some_and(|end| end <= len)
             && self.prod.checked_add(4).is_some_and(|end| end <= len)
     }
-}
-
-fn in_window(index: u32, low: u32, high: u32) -> bool {
-    index.wrapping_sub(low) <= high.wrapping_sub(low)
 }
 
 struct Side {

@@ -144,7 +144,7 @@ impl core::error::Error for RingError {}
 
 /// `index` lies in `low..=high` going forwards with wrapping arithmetic.
 #[inline(always)]
-fn in_window(index: u32, low: u32, high: u32) -> bool {
+pub(crate) fn in_window(index: u32, low: u32, high: u32) -> bool {
     index.wrapping_sub(low) <= high.wrapping_sub(low)
 }
 
