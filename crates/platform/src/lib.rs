@@ -24,15 +24,14 @@
 
 use core::ptr::NonNull;
 
+pub use xenpv_sys::XEN_PAGE_SIZE as PAGE_SIZE;
+pub use xenpv_sys::errno::{XenErrno, XenError};
+pub use xenpv_sys::op::{BatchHypercall, Hypercall, SafeHypercall};
 pub use xenpv_sys::xen::SharedInfo;
 
 pub mod pool;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
-
-/// Size of the pages the platform hands out and Xen shares: 4 KiB on every
-/// architecture Xen supports.
-pub const PAGE_SIZE: usize = 4096;
 
 /// How Xen names this domain's memory in grant entries, ring references and
 /// hypercall arguments.
@@ -53,8 +52,26 @@ pub enum PlatformError {
     Unsupported,
     /// Out of pages, frames or address space.
     Exhausted,
-    /// Xen refused: the negative errno it returned.
-    Hypercall(i64),
+    /// Xen refused.
+    Hypercall(XenError),
+}
+
+impl core::fmt::Display for PlatformError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Unsupported => f.write_str("not supported by this platform"),
+            Self::Exhausted => f.write_str("out of pages, frames or address space"),
+            Self::Hypercall(e) => e.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for PlatformError {}
+
+impl From<XenError> for PlatformError {
+    fn from(e: XenError) -> Self {
+        Self::Hypercall(e)
+    }
 }
 
 /// Virtual pages set aside for memory that Xen places: grant-table frames,
@@ -136,6 +153,64 @@ pub unsafe trait Platform {
     /// named in the arguments must be frames this domain may hand out.
     unsafe fn hypercall(&self, op: u32, args: [u64; 5]) -> i64;
 
+    /// Issues a hypercall whose effects cannot break memory safety
+    /// ([`SafeHypercall`]): Xen reads and writes `arg`, nothing else of ours.
+    ///
+    /// ```
+    /// use xenpv_platform::Platform;
+    /// use xenpv_sys::hvm_params::HVM_PARAM_STORE_EVTCHN;
+    /// use xenpv_sys::op::HvmGetParam;
+    ///
+    /// fn store_port<P: Platform>(platform: &P) -> Result<u64, xenpv_platform::XenError> {
+    ///     let mut param = HvmGetParam::new(HVM_PARAM_STORE_EVTCHN);
+    ///     platform.op(&mut param)?;
+    ///     Ok(param.0.value)
+    /// }
+    /// ```
+    fn op<H: SafeHypercall>(&self, arg: &mut H) -> Result<u64, XenError>
+    where
+        Self: Sized,
+    {
+        let args = arg.args();
+        // SAFETY: `args` are the registers `H` defines for its own structure
+        // (`Hypercall` contract), pointing into `arg`, which stays exclusively
+        // borrowed for the call; `SafeHypercall` promises the operation names
+        // no other memory or frame, whatever the fields hold.
+        XenError::check(unsafe { self.hypercall(H::NR, args) })
+    }
+
+    /// Issues any typed hypercall.
+    ///
+    /// # Safety
+    /// Every frame, address and guest handle in `arg` must be valid for
+    /// what Xen does with it for this command (as the public headers define),
+    /// and the effects (memory mapped, unmapped, handed over or written)
+    /// must not break what this domain's Rust code relies on.
+    unsafe fn op_unchecked<H: Hypercall>(&self, arg: &mut H) -> Result<u64, XenError>
+    where
+        Self: Sized,
+    {
+        let args = arg.args();
+        // SAFETY: registers from the `Hypercall` contract (pointing into the
+        // borrowed `arg`); the rest is the caller's contract.
+        XenError::check(unsafe { self.hypercall(H::NR, args) })
+    }
+
+    /// Issues a batched hypercall over `ops` (`GNTTABOP_map_grant_ref`
+    /// etc.). Per-operation results are in the elements' status fields.
+    ///
+    /// # Safety
+    /// As [`op_unchecked`](Self::op_unchecked), for every element.
+    unsafe fn op_batch<H: BatchHypercall>(&self, ops: &mut [H]) -> Result<u64, XenError>
+    where
+        Self: Sized,
+    {
+        let args = H::batch_args(ops);
+        // SAFETY: registers from the `BatchHypercall` contract (pointing into
+        // the borrowed `ops`); the rest is the caller's contract.
+        XenError::check(unsafe { self.hypercall(H::NR, args) })
+    }
+
     /// Allocates `count` contiguous, page-aligned, zeroed pages that may be
     /// shared with other domains.
     ///
@@ -210,5 +285,45 @@ pub unsafe trait Platform {
     ) -> Result<(), PlatformError> {
         let _ = (window, mfns);
         Err(PlatformError::Unsupported)
+    }
+}
+
+// SAFETY: every method forwards to `T`'s implementation, which upholds the
+// contract; a shared reference adds nothing and changes nothing.
+unsafe impl<T: Platform + ?Sized> Platform for &T {
+    fn frame_kind(&self) -> FrameKind {
+        (**self).frame_kind()
+    }
+    unsafe fn hypercall(&self, op: u32, args: [u64; 5]) -> i64 {
+        // SAFETY: the caller's contract is `T::hypercall`'s.
+        unsafe { (**self).hypercall(op, args) }
+    }
+    fn alloc_pages(&self, count: usize) -> Option<NonNull<u8>> {
+        (**self).alloc_pages(count)
+    }
+    unsafe fn free_pages(&self, base: NonNull<u8>, count: usize) {
+        // SAFETY: the caller's contract is `T::free_pages`'s.
+        unsafe { (**self).free_pages(base, count) }
+    }
+    fn frame_of(&self, page: NonNull<u8>) -> Option<u64> {
+        (**self).frame_of(page)
+    }
+    fn shared_info(&self) -> NonNull<SharedInfo> {
+        (**self).shared_info()
+    }
+    fn reserve_window(&self, pages: usize) -> Option<Window> {
+        (**self).reserve_window(pages)
+    }
+    unsafe fn release_window(&self, window: Window) {
+        // SAFETY: the caller's contract is `T::release_window`'s.
+        unsafe { (**self).release_window(window) }
+    }
+    unsafe fn map_machine_frames(
+        &self,
+        window: &Window,
+        mfns: &[u64],
+    ) -> Result<(), PlatformError> {
+        // SAFETY: the caller's contract is `T::map_machine_frames`'s.
+        unsafe { (**self).map_machine_frames(window, mfns) }
     }
 }

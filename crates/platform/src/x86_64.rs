@@ -13,7 +13,7 @@ use xenpv_sys::memory::{XENMAPSPACE_SHARED_INFO, XENMEM_ADD_TO_PHYSMAP, XenAddTo
 use xenpv_sys::xen::{DOMID_SELF, HYPERVISOR_MEMORY_OP, HYPERVISOR_UPDATE_VA_MAPPING, Uvmf};
 
 use crate::pool::{PagePool, RunAllocator};
-use crate::{FrameKind, PAGE_SIZE, Platform, PlatformError, SharedInfo, Window};
+use crate::{FrameKind, PAGE_SIZE, Platform, PlatformError, SharedInfo, Window, XenError};
 
 /// A range of address space, page-aligned, that nothing else in the guest uses.
 #[derive(Clone, Copy, Debug)]
@@ -146,9 +146,7 @@ impl<const WORDS: usize> X86Platform<WORDS> {
                 0,
             )
         };
-        if rc < 0 {
-            return Err(PlatformError::Hypercall(rc));
-        }
+        XenError::check(rc)?;
         let frames = Frames::Translated { phys_offset };
         Ok(Self {
             hypercall_page,
@@ -283,9 +281,7 @@ unsafe impl<const WORDS: usize> Platform for X86Platform<WORDS> {
                     ],
                 )
             };
-            if rc < 0 {
-                return Err(PlatformError::Hypercall(rc));
-            }
+            XenError::check(rc)?;
         }
         Ok(())
     }

@@ -251,6 +251,72 @@ impl fmt::Display for XenErrno {
 
 impl core::error::Error for XenErrno {}
 
+/// Why a hypercall failed: the one error vocabulary for Xen's return values
+/// that every xenpv crate wraps.
+///
+/// ```
+/// use xenpv_sys::errno::{XenErrno, XenError};
+/// assert_eq!(XenError::check(5), Ok(5));
+/// assert_eq!(XenError::check(-22), Err(XenError::Errno(XenErrno::Einval)));
+/// assert_eq!(XenError::check(-4095), Err(XenError::Unknown(-4095)));
+/// assert_eq!(XenError::from(XenErrno::Enosys).errno(), Some(XenErrno::Enosys));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum XenError {
+    /// Xen returned this error number.
+    Errno(XenErrno),
+    /// Xen returned a negative value that is no known error number.
+    Unknown(i64),
+}
+
+impl XenError {
+    /// Splits a hypercall's `long` result: non-negative values are success.
+    pub const fn check(ret: i64) -> Result<u64, Self> {
+        if ret >= 0 {
+            return Ok(ret as u64);
+        }
+        match XenErrno::from_ret(ret) {
+            Some(e) => Err(Self::Errno(e)),
+            None => Err(Self::Unknown(ret)),
+        }
+    }
+
+    /// The error number, if it is a known one.
+    #[must_use]
+    pub const fn errno(self) -> Option<XenErrno> {
+        match self {
+            Self::Errno(e) => Some(e),
+            Self::Unknown(_) => None,
+        }
+    }
+
+    /// The negative value the hypercall returned.
+    #[must_use]
+    pub const fn as_ret(self) -> i64 {
+        match self {
+            Self::Errno(e) => e.as_ret(),
+            Self::Unknown(ret) => ret,
+        }
+    }
+}
+
+impl From<XenErrno> for XenError {
+    fn from(e: XenErrno) -> Self {
+        Self::Errno(e)
+    }
+}
+
+impl fmt::Display for XenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Errno(e) => write!(f, "Xen returned {e}"),
+            Self::Unknown(ret) => write!(f, "Xen returned unknown error {ret}"),
+        }
+    }
+}
+
+impl core::error::Error for XenError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

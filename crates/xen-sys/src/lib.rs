@@ -69,6 +69,7 @@ pub mod hvm_start_info;
 pub mod hypercall;
 pub mod io;
 pub mod memory;
+pub mod op;
 pub mod sched;
 pub mod vcpu;
 pub mod version;

@@ -13,7 +13,7 @@ use std::ptr::NonNull;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 
-use xenpv_platform::{FrameKind, PAGE_SIZE, Platform, PlatformError, SharedInfo, Window};
+use xenpv_platform::{FrameKind, PAGE_SIZE, Platform, PlatformError, SharedInfo, Window, XenError};
 use xenpv_sys::grant_table::*;
 use xenpv_sys::memory::*;
 use xenpv_sys::xen::{HYPERVISOR_GRANT_TABLE_OP, HYPERVISOR_MEMORY_OP};
@@ -253,7 +253,11 @@ unsafe impl Platform for Fake {
             } else {
                 None
             };
-            frame.ok_or(PlatformError::Hypercall(EINVAL))?.bind(addr);
+            frame
+                .ok_or(PlatformError::Hypercall(
+                    XenError::check(EINVAL).unwrap_err(),
+                ))?
+                .bind(addr);
         }
         Ok(())
     }
