@@ -8,14 +8,14 @@
 //! validating it before use.
 
 use core::mem::offset_of;
-use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
+
+use xenpv_shmem::{SharedMemory, SharedRegion};
 
 use xenpv_sys::io::console::{XENCONS_IN_SIZE, XENCONS_OUT_SIZE, XenconsInterface};
 use xenpv_sys::io::xs_wire::{XENSTORE_RING_SIZE, XenstoreDomainInterface};
 
-use crate::shared::Shared;
-use crate::split::{PAGE_SIZE, RingError, in_window};
+use crate::split::{RingError, in_window};
 
 /// Where one direction of a byte ring lives inside its page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,40 +73,50 @@ impl ByteRingLayout {
     }
 }
 
-struct Side {
-    mem: Shared,
+struct Side<M: SharedMemory> {
+    mem: M,
     layout: ByteRingLayout,
     broken: bool,
 }
 
-impl Side {
-    /// # Safety
-    /// As [`ByteProducer::new`].
-    unsafe fn new(base: NonNull<u8>, layout: ByteRingLayout) -> Result<Self, RingError> {
-        if !layout.fits_in(PAGE_SIZE) {
-            return Err(RingError::BadGeometry);
+impl<M: SharedMemory> Side<M> {
+    fn new(mem: M, layout: ByteRingLayout) -> Result<Self, (RingError, M)> {
+        let (base, len) = {
+            let r = mem.region();
+            (r.as_ptr().as_ptr() as usize, r.len())
+        };
+        if !layout.fits_in(len) {
+            return Err((RingError::BadGeometry, mem));
         }
-        if base.as_ptr() as usize % 4 != 0 {
-            return Err(RingError::Misaligned);
+        if base % 4 != 0 {
+            return Err((RingError::Misaligned, mem));
+        }
+        if !mem.writable() {
+            return Err((RingError::ReadOnly, mem));
         }
         Ok(Self {
-            // SAFETY: the caller's contract is `Shared::new`'s for one page.
-            mem: unsafe { Shared::new(base, PAGE_SIZE) },
+            mem,
             layout,
             broken: false,
         })
     }
 
+    #[inline(always)]
+    fn region(&self) -> SharedRegion<'_> {
+        self.mem.region()
+    }
+
     fn index(&self, off: usize, order: Ordering) -> u32 {
-        // SAFETY: `off` is `layout.cons` or `layout.prod`, checked in-page and
-        // 4-aligned by `fits_in`; the base is 4-aligned.
-        unsafe { self.mem.index(off) }.load(order)
+        // SAFETY: `off` is `layout.cons` or `layout.prod`, checked in the
+        // region and 4-aligned by `fits_in`; the base is 4-aligned (checked),
+        // and `SharedMemory` promises the same region every time.
+        unsafe { self.region().index_unchecked(off) }.load(order)
     }
 
     fn set_index(&self, off: usize, value: u32) {
         // SAFETY: as in `index`. Release: the data copied before is visible
         // (producer), or fully read (consumer), before the peer sees the index.
-        unsafe { self.mem.index(off) }.store(value, Ordering::Release)
+        unsafe { self.region().index_unchecked(off) }.store(value, Ordering::Release)
     }
 
     fn data_offset(&self, idx: u32) -> usize {
@@ -126,47 +136,36 @@ impl Side {
 /// The writing side of one direction of a byte ring.
 ///
 /// ```
-/// use xenpv_ring::{ByteConsumer, ByteProducer, ByteRingLayout, PAGE_SIZE};
-/// #[repr(C, align(4096))]
-/// struct Page([u8; PAGE_SIZE]);
-/// let page = Box::leak(Box::new(Page([0; PAGE_SIZE])));
-/// let base = core::ptr::NonNull::from(&mut page.0).cast::<u8>();
-/// // SAFETY: the page is leaked and only used through these two ends.
-/// let (mut tx, mut rx) = unsafe {
-///     (
-///         ByteProducer::new(base, ByteRingLayout::CONSOLE_OUT)?,
-///         ByteConsumer::new(base, ByteRingLayout::CONSOLE_OUT)?,
-///     )
-/// };
+/// use xenpv_ring::{ByteConsumer, ByteProducer, ByteRingLayout};
+/// // One page seen by both ends, as a console page is by the guest and
+/// // xenconsoled. `&page` lends it; the page outlives both ends.
+/// let page = xenpv_shmem::TestPages::new(1);
+/// let mut tx = ByteProducer::new(&page, ByteRingLayout::CONSOLE_OUT).map_err(|(e, _)| e)?;
+/// let mut rx = ByteConsumer::new(&page, ByteRingLayout::CONSOLE_OUT).map_err(|(e, _)| e)?;
 /// assert_eq!(tx.write(b"hello")?, 5);
 /// let mut buf = [0; 16];
 /// let n = rx.read(&mut buf)?;
 /// assert_eq!(&buf[..n], b"hello");
 /// # Ok::<(), xenpv_ring::RingError>(())
 /// ```
-pub struct ByteProducer {
-    side: Side,
+pub struct ByteProducer<M: SharedMemory> {
+    side: Side<M>,
     prod: u32,
     cons_seen: u32,
 }
 
-impl ByteProducer {
-    /// Attaches to the direction `layout` of the page at `base`, continuing
-    /// from the indices found there.
-    ///
-    /// # Safety
-    /// `base..base + PAGE_SIZE` must be valid for reads and writes while the
-    /// returned value is used, and this domain must not access it by other
-    /// means meanwhile (except through other byte-ring ends; the peer may write
-    /// it at any time). At most one producer per direction.
-    pub unsafe fn new(base: NonNull<u8>, layout: ByteRingLayout) -> Result<Self, RingError> {
-        // SAFETY: forwarded contract.
-        let mut side = unsafe { Side::new(base, layout) }?;
+impl<M: SharedMemory> ByteProducer<M> {
+    /// Attaches to the direction `layout` of `mem`, continuing from the
+    /// indices found there. One producer per direction; on failure the
+    /// memory comes back with the error.
+    pub fn new(mem: M, layout: ByteRingLayout) -> Result<Self, (RingError, M)> {
+        let mut side = Side::new(mem, layout)?;
         let prod = side.index(layout.prod, Ordering::Relaxed);
         let cons = side.index(layout.cons, Ordering::Acquire);
         let low = prod.wrapping_sub(layout.size);
         if !in_window(cons, low, prod) {
-            return Err(side.fail(cons, low, prod));
+            let e = side.fail(cons, low, prod);
+            return Err((e, side.mem));
         }
         Ok(Self {
             side,
@@ -194,8 +193,8 @@ impl ByteProducer {
         let n = free.min(data.len());
         for (i, &byte) in data.iter().take(n).enumerate() {
             let off = self.side.data_offset(self.prod.wrapping_add(i as u32));
-            // SAFETY: `data_offset` masks into the data array, in-page (`fits_in`).
-            unsafe { self.side.mem.write_u8(off, byte) };
+            // SAFETY: `data_offset` masks into the data array, in the region (`fits_in`).
+            unsafe { self.side.region().write_u8_unchecked(off, byte) };
         }
         self.prod = self.prod.wrapping_add(n as u32);
         self.side.set_index(self.side.layout.prod, self.prod);
@@ -206,28 +205,31 @@ impl ByteProducer {
     pub fn is_broken(&self) -> bool {
         self.side.broken
     }
+
+    /// The memory back, ending this end.
+    pub fn into_inner(self) -> M {
+        self.side.mem
+    }
 }
 
 /// The reading side of one direction of a byte ring. See [`ByteProducer`].
-pub struct ByteConsumer {
-    side: Side,
+pub struct ByteConsumer<M: SharedMemory> {
+    side: Side<M>,
     cons: u32,
     prod_seen: u32,
 }
 
-impl ByteConsumer {
-    /// Attaches to the direction `layout` of the page at `base`.
-    ///
-    /// # Safety
-    /// As [`ByteProducer::new`]; at most one consumer per direction.
-    pub unsafe fn new(base: NonNull<u8>, layout: ByteRingLayout) -> Result<Self, RingError> {
-        // SAFETY: forwarded contract.
-        let mut side = unsafe { Side::new(base, layout) }?;
+impl<M: SharedMemory> ByteConsumer<M> {
+    /// Attaches to the direction `layout` of `mem`. One consumer per
+    /// direction; on failure the memory comes back with the error.
+    pub fn new(mem: M, layout: ByteRingLayout) -> Result<Self, (RingError, M)> {
+        let mut side = Side::new(mem, layout)?;
         let cons = side.index(layout.cons, Ordering::Relaxed);
         let prod = side.index(layout.prod, Ordering::Acquire);
         let high = cons.wrapping_add(layout.size);
         if !in_window(prod, cons, high) {
-            return Err(side.fail(prod, cons, high));
+            let e = side.fail(prod, cons, high);
+            return Err((e, side.mem));
         }
         Ok(Self {
             side,
@@ -257,8 +259,8 @@ impl ByteConsumer {
         let n = avail.min(buf.len());
         for (i, slot) in buf.iter_mut().take(n).enumerate() {
             let off = self.side.data_offset(self.cons.wrapping_add(i as u32));
-            // SAFETY: `data_offset` masks into the data array, in-page (`fits_in`).
-            *slot = unsafe { self.side.mem.read_u8(off) };
+            // SAFETY: `data_offset` masks into the data array, in the region (`fits_in`).
+            *slot = unsafe { self.side.region().read_u8_unchecked(off) };
         }
         self.cons = self.cons.wrapping_add(n as u32);
         self.side.set_index(self.side.layout.cons, self.cons);
@@ -268,5 +270,10 @@ impl ByteConsumer {
     /// Whether a peer violation has broken this ring.
     pub fn is_broken(&self) -> bool {
         self.side.broken
+    }
+
+    /// The memory back, ending this end.
+    pub fn into_inner(self) -> M {
+        self.side.mem
     }
 }

@@ -16,17 +16,32 @@
 //! A violation returns [`RingError::PeerIndexInvalid`] and marks the ring
 //! broken; no operation panics, loops on peer data, or touches memory outside
 //! the ring. No reference to shared memory is ever created except the atomic
-//! index words; all of that lives in one small private module.
+//! index words; every access goes through the `xenpv-shmem` crate, in atomic
+//! units.
+//!
+//! A copy of a slot is private once taken, but a multi-word slot is copied
+//! in several atomic units: if the peer writes the slot during the copy, the
+//! copy may mix words of the two writes. Validate each request or response
+//! as a whole (its id, its operation, its lengths), never trust that its
+//! fields agree with each other.
+//!
+//! # Rings own their memory
+//! A ring is built over any [`SharedMemory`](xenpv_shmem::SharedMemory) — a
+//! granted page or pages, a back end's mapping — and owns it, with no
+//! `unsafe` at the call site. Revoking a grant or unmapping a mapping
+//! consumes it, so the ring must be taken apart
+//! ([`FrontRing::into_inner`]) first; the compiler enforces it.
+//! `&mut` memory works too, for the borrow's length.
 #![no_std]
 // Peer data is parsed without indexing that could panic; keep it that way.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 mod bytes;
 pub mod protocols;
-mod shared;
 mod split;
 
 pub use bytes::{ByteConsumer, ByteProducer, ByteRingLayout};
+pub use xenpv_shmem::{SharedMemory, SharedRegion};
 pub use split::{
     BackRing, FrontRing, HEADER_SIZE, MAX_PAGES, PAGE_SIZE, RingError, RingProtocol, SharedRing,
     ring_size, slot_align, slot_size,

@@ -3,16 +3,13 @@
 use core::fmt;
 use core::marker::PhantomData;
 use core::mem::{align_of, offset_of, size_of};
-use core::ptr::NonNull;
 use core::sync::atomic::{Ordering, fence};
 
+use xenpv_shmem::{SharedMemory, SharedRegion};
 use xenpv_sys::io::ring::SringHeader;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use crate::shared::Shared;
-
-/// Xen's page size: ring geometry is counted in 4 KiB pages on every architecture.
-pub const PAGE_SIZE: usize = 4096;
+pub use xenpv_shmem::PAGE_SIZE;
 /// Bytes before the first slot: four indices, 4 private bytes, 44 bytes of padding.
 pub const HEADER_SIZE: usize = xenpv_sys::io::ring::SRING_HEADER_SIZE;
 /// Largest ring, in pages, that [`SharedRing::new`] accepts (Linux caps netif and
@@ -111,6 +108,8 @@ pub enum RingError {
     BadGeometry,
     /// The memory is not aligned for the header words or the slot type.
     Misaligned,
+    /// The memory is mapped read-only.
+    ReadOnly,
 }
 
 impl RingError {
@@ -136,6 +135,7 @@ impl fmt::Display for RingError {
             Self::NoRequestToAnswer => f.write_str("no consumed request left to answer"),
             Self::BadGeometry => f.write_str("ring pages cannot hold this protocol"),
             Self::Misaligned => f.write_str("ring memory is misaligned"),
+            Self::ReadOnly => f.write_str("ring memory is mapped read-only"),
         }
     }
 }
@@ -148,49 +148,56 @@ pub(crate) fn in_window(index: u32, low: u32, high: u32) -> bool {
     index.wrapping_sub(low) <= high.wrapping_sub(low)
 }
 
-/// The pages of a shared ring: a 64-byte header then `size()` slots.
+/// The pages of a shared ring: a 64-byte header then `size()` slots, over
+/// memory `M` that the ring owns (a granted page, a multi-page grant, a
+/// back end's mapping, or `&mut` one of those).
 ///
-/// Creating one is the single `unsafe` step of using a ring; everything after
-/// it is safe and tolerates any value the peer writes at any time.
-pub struct SharedRing<P: RingProtocol> {
-    mem: Shared,
+/// Owning `M` is what keeps the memory alive: a grant cannot be revoked nor
+/// a mapping unmapped while a ring runs on it, because revoking consumes the
+/// grant and the ring holds it. [`into_inner`](Self::into_inner) gives it
+/// back once the ring is taken apart.
+pub struct SharedRing<P: RingProtocol, M: SharedMemory> {
+    mem: M,
     nr_ents: u32,
     _protocol: PhantomData<fn() -> P>,
 }
 
-impl<P: RingProtocol> fmt::Debug for SharedRing<P> {
+impl<P: RingProtocol, M: SharedMemory> fmt::Debug for SharedRing<P, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.mem.region();
         f.debug_struct("SharedRing")
-            .field("addr", &format_args!("{:#x}", self.mem.addr()))
-            .field("bytes", &self.mem.len())
+            .field("addr", &r.as_ptr())
+            .field("bytes", &r.len())
             .field("size", &self.nr_ents)
             .finish()
     }
 }
 
-impl<P: RingProtocol> SharedRing<P> {
-    /// Describes the ring in `pages` contiguous pages at `base`.
-    ///
-    /// # Safety
-    /// `base..base + pages * PAGE_SIZE` must be valid for reads and writes for
-    /// as long as the returned value, or any ring made from it, is used.
-    /// Nothing but the two ring ends may access that memory meanwhile, and
-    /// only through atomics or volatile copies (the peer end — another domain,
-    /// or in tests another thread or C code in this process — may write it at
-    /// any time; that is expected). At most one [`FrontRing`] and one
-    /// [`BackRing`] may be made for the same memory.
-    pub unsafe fn new(base: NonNull<u8>, pages: usize) -> Result<Self, RingError> {
-        let nr_ents = ring_size::<P>(pages);
+impl<P: RingProtocol, M: SharedMemory> SharedRing<P, M> {
+    /// Describes the ring in the pages of `mem` (whole pages only). On
+    /// failure the memory is handed back with the error.
+    pub fn new(mem: M) -> Result<Self, (RingError, M)> {
+        let (base, len) = {
+            let r = mem.region();
+            (r.as_ptr().as_ptr() as usize, r.len())
+        };
+        if !mem.writable() {
+            return Err((RingError::ReadOnly, mem));
+        }
+        let nr_ents = if len % PAGE_SIZE == 0 {
+            ring_size::<P>(len / PAGE_SIZE)
+        } else {
+            0
+        };
         if nr_ents == 0 {
-            return Err(RingError::BadGeometry);
+            return Err((RingError::BadGeometry, mem));
         }
         let align = max(4, slot_align::<P>());
-        if align > HEADER_SIZE || base.as_ptr() as usize % align != 0 {
-            return Err(RingError::Misaligned);
+        if align > HEADER_SIZE || base % align != 0 {
+            return Err((RingError::Misaligned, mem));
         }
         Ok(Self {
-            // SAFETY: the caller's contract is exactly `Shared::new`'s.
-            mem: unsafe { Shared::new(base, pages * PAGE_SIZE) },
+            mem,
             nr_ents,
             _protocol: PhantomData,
         })
@@ -201,17 +208,33 @@ impl<P: RingProtocol> SharedRing<P> {
         self.nr_ents
     }
 
+    /// The memory back, ending the ring.
+    pub fn into_inner(self) -> M {
+        self.mem
+    }
+
+    /// The memory the ring runs on.
+    pub fn memory(&self) -> &M {
+        &self.mem
+    }
+
+    #[inline(always)]
+    fn region(&self) -> SharedRegion<'_> {
+        self.mem.region()
+    }
+
     #[inline(always)]
     fn load(&self, off: usize, order: Ordering) -> u32 {
         // SAFETY: `off` is one of the four header words (< 16), in bounds of the
-        // region (at least one page) and 4-aligned (base is at least 4-aligned).
-        unsafe { self.mem.index(off) }.load(order)
+        // region (at least one page, checked in `new`; `SharedMemory` promises
+        // the same region every time) and 4-aligned (base is, checked).
+        unsafe { self.region().index_unchecked(off) }.load(order)
     }
 
     #[inline(always)]
     fn store(&self, off: usize, value: u32, order: Ordering) {
         // SAFETY: as in `load`.
-        unsafe { self.mem.index(off) }.store(value, order)
+        unsafe { self.region().index_unchecked(off) }.store(value, order)
     }
 
     #[inline(always)]
@@ -226,20 +249,19 @@ impl<P: RingProtocol> SharedRing<P> {
         // larger than a slot. Alignment: base is slot-aligned (checked in `new`),
         // HEADER_SIZE (64) is a multiple of the slot alignment (<= 64, checked)
         // and slot_size is a multiple of it, so every slot is aligned for T.
-        unsafe { self.mem.read(self.slot_offset(idx)) }
+        unsafe { self.region().read_unchecked(self.slot_offset(idx)) }
     }
 
     #[inline(always)]
     fn write_slot<T: IntoBytes + Immutable>(&self, idx: u32, value: T) {
-        // SAFETY: bounds and alignment as in `read_slot`.
-        unsafe { self.mem.write(self.slot_offset(idx), value) }
+        // SAFETY: bounds and alignment as in `read_slot`; writable (checked).
+        unsafe { self.region().write_unchecked(self.slot_offset(idx), value) }
     }
 
     /// `SHARED_RING_INIT`, plus zeroing every byte of the pages so nothing that
     /// was in them before reaches the peer.
     fn init(&self) {
-        // SAFETY: the whole region, as described by `self.mem`.
-        unsafe { self.mem.zero(0, self.mem.len()) };
+        self.region().zero_all();
         self.store(REQ_EVENT, 1, Ordering::Relaxed);
         self.store(RSP_EVENT, 1, Ordering::Relaxed);
         fence(Ordering::Release);
@@ -249,19 +271,16 @@ impl<P: RingProtocol> SharedRing<P> {
 /// The front end: produces requests, consumes responses.
 ///
 /// ```
-/// # use xenpv_ring::{FrontRing, BackRing, SharedRing, RingProtocol, PAGE_SIZE};
+/// # use xenpv_ring::{FrontRing, BackRing, RingProtocol};
 /// # use zerocopy::{FromBytes, Immutable, IntoBytes};
 /// # #[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
 /// # #[repr(C)] struct Msg { id: u32, v: u32 }
 /// # struct P; impl RingProtocol for P { type Request = Msg; type Response = Msg; }
-/// #[repr(C, align(4096))]
-/// struct Page([u8; PAGE_SIZE]);
-/// let page = Box::leak(Box::new(Page([0; PAGE_SIZE])));
-/// let base = core::ptr::NonNull::from(&mut page.0).cast::<u8>();
-/// // SAFETY: the page is leaked (lives forever) and only used through rings.
-/// let (front, back) = unsafe { (SharedRing::<P>::new(base, 1), SharedRing::<P>::new(base, 1)) };
-/// let mut front = FrontRing::new(front.unwrap());
-/// let mut back = BackRing::new(back.unwrap());
+/// // Two views of one page stand in for a grant and the peer's mapping of it
+/// // (see the grant crate for the real thing).
+/// let page = xenpv_shmem::TestPages::new(1);
+/// let mut front = FrontRing::<P, _>::init(page.clone()).map_err(|(e, _)| e)?;
+/// let mut back = BackRing::<P, _>::init(page).map_err(|(e, _)| e)?;
 ///
 /// front.put_request(Msg { id: 7, v: 20 })?;
 /// let notify_back = front.push_requests();
@@ -277,8 +296,8 @@ impl<P: RingProtocol> SharedRing<P> {
 /// assert!(!front.final_check_for_responses()?);
 /// # Ok::<(), xenpv_ring::RingError>(())
 /// ```
-pub struct FrontRing<P: RingProtocol> {
-    ring: SharedRing<P>,
+pub struct FrontRing<P: RingProtocol, M: SharedMemory> {
+    ring: SharedRing<P, M>,
     req_prod_pvt: u32,
     req_prod_pub: u32,
     rsp_cons: u32,
@@ -286,7 +305,7 @@ pub struct FrontRing<P: RingProtocol> {
     broken: bool,
 }
 
-impl<P: RingProtocol> fmt::Debug for FrontRing<P> {
+impl<P: RingProtocol, M: SharedMemory> fmt::Debug for FrontRing<P, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FrontRing")
             .field("ring", &self.ring)
@@ -298,17 +317,33 @@ impl<P: RingProtocol> fmt::Debug for FrontRing<P> {
     }
 }
 
-impl<P: RingProtocol> FrontRing<P> {
+impl<P: RingProtocol, M: SharedMemory> FrontRing<P, M> {
     /// Initialises the shared pages (`XEN_FRONT_RING_INIT`): zeroes them, sets
     /// both event indices to 1 and starts at index 0.
-    pub fn new(ring: SharedRing<P>) -> Self {
+    pub fn new(ring: SharedRing<P, M>) -> Self {
         ring.init();
         Self::attach(ring, 0)
     }
 
+    /// [`SharedRing::new`] then [`new`](Self::new): a front ring on `mem`.
+    pub fn init(mem: M) -> Result<Self, (RingError, M)> {
+        SharedRing::new(mem).map(Self::new)
+    }
+
+    /// Takes the ring apart, giving back its memory (for example to revoke
+    /// the grant). Requests not yet answered are abandoned.
+    pub fn into_inner(self) -> M {
+        self.ring.into_inner()
+    }
+
+    /// The memory the ring runs on (to read its grant reference, say).
+    pub fn memory(&self) -> &M {
+        self.ring.memory()
+    }
+
     /// Takes over a ring whose indices are all `index` (`FRONT_RING_ATTACH`),
     /// without touching the shared pages.
-    pub fn attach(ring: SharedRing<P>, index: u32) -> Self {
+    pub fn attach(ring: SharedRing<P, M>, index: u32) -> Self {
         Self {
             ring,
             req_prod_pvt: index,
@@ -437,8 +472,8 @@ impl<P: RingProtocol> FrontRing<P> {
 /// The back end: consumes requests, produces responses.
 ///
 /// See [`FrontRing`] for a round trip.
-pub struct BackRing<P: RingProtocol> {
-    ring: SharedRing<P>,
+pub struct BackRing<P: RingProtocol, M: SharedMemory> {
+    ring: SharedRing<P, M>,
     rsp_prod_pvt: u32,
     rsp_prod_pub: u32,
     req_cons: u32,
@@ -446,7 +481,7 @@ pub struct BackRing<P: RingProtocol> {
     broken: bool,
 }
 
-impl<P: RingProtocol> fmt::Debug for BackRing<P> {
+impl<P: RingProtocol, M: SharedMemory> fmt::Debug for BackRing<P, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BackRing")
             .field("ring", &self.ring)
@@ -458,14 +493,30 @@ impl<P: RingProtocol> fmt::Debug for BackRing<P> {
     }
 }
 
-impl<P: RingProtocol> BackRing<P> {
+impl<P: RingProtocol, M: SharedMemory> BackRing<P, M> {
     /// Attaches to a ring the front end initialised (`BACK_RING_INIT`).
-    pub fn new(ring: SharedRing<P>) -> Self {
+    pub fn new(ring: SharedRing<P, M>) -> Self {
         Self::attach(ring, 0)
     }
 
+    /// [`SharedRing::new`] then [`new`](Self::new): a back ring on `mem`,
+    /// which the front end initialised.
+    pub fn init(mem: M) -> Result<Self, (RingError, M)> {
+        SharedRing::new(mem).map(Self::new)
+    }
+
+    /// Takes the ring apart, giving back its memory (to unmap it).
+    pub fn into_inner(self) -> M {
+        self.ring.into_inner()
+    }
+
+    /// The memory the ring runs on.
+    pub fn memory(&self) -> &M {
+        self.ring.memory()
+    }
+
     /// Attaches at `index` (`BACK_RING_ATTACH`), e.g. after a reconnect.
-    pub fn attach(ring: SharedRing<P>, index: u32) -> Self {
+    pub fn attach(ring: SharedRing<P, M>, index: u32) -> Self {
         Self {
             ring,
             rsp_prod_pvt: index,

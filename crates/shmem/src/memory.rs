@@ -42,6 +42,18 @@ unsafe impl<M: SharedMemory + ?Sized> SharedMemory for &mut M {
     }
 }
 
+// SAFETY: as for `&mut M`: the shared borrow keeps `M` alive and in place
+// (it cannot be revoked, unmapped or moved while borrowed), and accesses
+// through a `SharedRegion` are atomic, so two borrowers are fine.
+unsafe impl<M: SharedMemory + ?Sized> SharedMemory for &M {
+    fn region(&self) -> SharedRegion<'_> {
+        (**self).region()
+    }
+    fn writable(&self) -> bool {
+        (**self).writable()
+    }
+}
+
 /// Shared memory whose lifetime the creator vouches for: for pages Xen sets
 /// up before any Rust code runs (the PV console and xenstore pages named by
 /// HVM parameters or `start_info`) and for memory owned by foreign code.
