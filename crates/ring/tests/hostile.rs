@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{Big, MakeReq, Pages, REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD, Small, answer};
+use common::{
+    Big, MakeReq, Peer, REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD, Small, TestPages, answer,
+};
 use proptest::prelude::*;
 use xenpv_ring::{
     BackRing, ByteConsumer, ByteProducer, ByteRingLayout, FrontRing, PAGE_SIZE, RingError,
@@ -31,7 +33,7 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-fn peer_writes(pages: &Pages, step: &Step) {
+fn peer_writes(pages: &TestPages, step: &Step) {
     match *step {
         Step::Word(w, v) => pages.set_word(usize::from(w) * 4, v),
         Step::Nudge(w, d) => {
@@ -58,7 +60,7 @@ impl Broken {
 }
 
 fn hostile_back<P: MakeReq>(steps: &[Step]) -> Result<(), TestCaseError> {
-    let pages = Pages::new(1);
+    let pages = TestPages::new(1);
     let mut front = FrontRing::new(pages.ring::<P>());
     let size = front.size();
     let mut broken = Broken(false);
@@ -103,7 +105,7 @@ fn hostile_back<P: MakeReq>(steps: &[Step]) -> Result<(), TestCaseError> {
 }
 
 fn hostile_front<P: MakeReq>(steps: &[Step]) -> Result<(), TestCaseError> {
-    let pages = Pages::new(1);
+    let pages = TestPages::new(1);
     let mut back = BackRing::new(pages.ring::<P>());
     let size = back.size();
     let mut broken = Broken(false);
@@ -148,11 +150,9 @@ fn hostile_front<P: MakeReq>(steps: &[Step]) -> Result<(), TestCaseError> {
 }
 
 fn hostile_bytes(layout: ByteRingLayout, steps: &[Step]) -> Result<(), TestCaseError> {
-    let pages = Pages::new(1);
-    // SAFETY: the page outlives both ends; the "peer" writes it only volatilely.
-    let mut tx = unsafe { ByteProducer::new(pages.base(), layout) }.unwrap();
-    // SAFETY: as above.
-    let mut rx = unsafe { ByteConsumer::new(pages.base(), layout) }.unwrap();
+    let pages = TestPages::new(1);
+    let mut tx = ByteProducer::new(pages.clone(), layout).unwrap();
+    let mut rx = ByteConsumer::new(pages.clone(), layout).unwrap();
     let (mut tx_broken, mut rx_broken) = (Broken(false), Broken(false));
     let mut buf = [0u8; 4096];
     for s in steps {
@@ -213,7 +213,7 @@ proptest! {
 
 #[test]
 fn response_index_beyond_requests_breaks_the_ring() {
-    let pages = Pages::new(1);
+    let pages = TestPages::new(1);
     let mut front = FrontRing::new(pages.ring::<Small>());
     front.put_request(Small::make(1, 1)).unwrap();
     front.push_requests();
@@ -237,7 +237,7 @@ fn response_index_beyond_requests_breaks_the_ring() {
 
 #[test]
 fn response_index_moving_backwards_breaks_the_ring() {
-    let pages = Pages::new(1);
+    let pages = TestPages::new(1);
     let mut front = FrontRing::new(pages.ring::<Small>());
     for i in 0..4 {
         front.put_request(Small::make(i, i)).unwrap();
@@ -262,7 +262,7 @@ fn response_index_moving_backwards_breaks_the_ring() {
 
 #[test]
 fn request_overflow_is_refused_like_ring_request_prod_overflow() {
-    let pages = Pages::new(1);
+    let pages = TestPages::new(1);
     let mut back = BackRing::new(pages.ring::<Small>());
     let size = back.size();
     // Exactly a full ring is legal...
@@ -283,7 +283,7 @@ fn request_overflow_is_refused_like_ring_request_prod_overflow() {
 
 #[test]
 fn backend_cannot_answer_more_than_it_consumed() {
-    let pages = Pages::new(1);
+    let pages = TestPages::new(1);
     let mut back = BackRing::new(pages.ring::<Small>());
     assert_eq!(
         back.put_response(answer(0, 0)),
@@ -295,7 +295,7 @@ fn backend_cannot_answer_more_than_it_consumed() {
 
 #[test]
 fn hostile_event_indices_only_change_notify_decisions() {
-    let pages = Pages::new(1);
+    let pages = TestPages::new(1);
     let mut front = FrontRing::new(pages.ring::<Small>());
     let mut back = BackRing::new(pages.ring::<Small>());
     for event in [0, 1, 2, u32::MAX, 0x8000_0000] {
@@ -313,10 +313,9 @@ fn hostile_event_indices_only_change_notify_decisions() {
 
 #[test]
 fn byte_ring_producer_index_overflow_is_refused() {
-    let pages = Pages::new(1);
+    let pages = TestPages::new(1);
     let layout = ByteRingLayout::XENSTORE_RSP;
-    // SAFETY: the page outlives the consumer.
-    let mut rx = unsafe { ByteConsumer::new(pages.base(), layout) }.unwrap();
+    let mut rx = ByteConsumer::new(pages.clone(), layout).unwrap();
     pages.set_word(layout.prod, layout.size + 1);
     let mut buf = [0u8; 8];
     assert!(matches!(
@@ -325,7 +324,9 @@ fn byte_ring_producer_index_overflow_is_refused() {
     ));
     assert_eq!(rx.read(&mut buf), Err(RingError::Broken));
     // Attaching to a page whose indices are already impossible fails up front.
-    // SAFETY: as above.
-    let again = unsafe { ByteConsumer::new(pages.base(), layout) };
-    assert!(matches!(again, Err(RingError::PeerIndexInvalid { .. })));
+    let again = ByteConsumer::new(pages.clone(), layout);
+    assert!(matches!(
+        again,
+        Err((RingError::PeerIndexInvalid { .. }, _))
+    ));
 }

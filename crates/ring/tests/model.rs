@@ -6,7 +6,9 @@ mod common;
 
 use std::collections::VecDeque;
 
-use common::{Big, MakeReq, Pages, REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD, Small, answer};
+use common::{
+    Big, MakeReq, Peer, REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD, Small, TestPages, answer,
+};
 use proptest::prelude::*;
 use xenpv_ring::{BackRing, FrontRing, RingError};
 
@@ -81,7 +83,7 @@ impl Model {
 }
 
 fn run<P: MakeReq>(start: u32, ops: &[Op]) -> Result<(), TestCaseError> {
-    let pages = Pages::new(1);
+    let pages = TestPages::new(1);
     let mut front = FrontRing::new(pages.ring::<P>());
     if start != 0 {
         for off in [REQ_PROD, RSP_PROD] {
@@ -218,7 +220,7 @@ proptest! {
 
 #[test]
 fn notify_is_needed_only_when_the_peer_asked() {
-    let pages = Pages::new(1);
+    let pages = TestPages::new(1);
     let mut front = FrontRing::new(pages.ring::<Small>());
     let mut back = BackRing::new(pages.ring::<Small>());
     // A fresh ring has req_event = 1: the first request needs a notify.

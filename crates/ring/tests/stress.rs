@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Big, MakeReq, Pages, Small, answer};
+use common::{Big, MakeReq, Peer, Small, TestPages, answer};
 use xenpv_ring::{BackRing, ByteConsumer, ByteProducer, ByteRingLayout, FrontRing};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -29,14 +29,14 @@ fn wait(event: &AtomicU64, seen: u64, what: &str) {
 /// The front end keeps at most `window` requests outstanding and puts them in
 /// batches of `batch`; `window == batch` makes it wait for every batch.
 fn ping_pong<P: MakeReq + 'static>(total: u32, batch: u32, window: u32) {
-    let pages = Arc::new(Pages::new(1));
+    let pages = TestPages::new(1);
     let mut front = FrontRing::new(pages.ring::<P>());
     let mut back = BackRing::new(pages.ring::<P>());
     let to_back = Arc::new(AtomicU64::new(0));
     let to_front = Arc::new(AtomicU64::new(0));
 
     let backend = {
-        let (to_back, to_front, _pages) = (to_back.clone(), to_front.clone(), pages.clone());
+        let (to_back, to_front) = (to_back.clone(), to_front.clone());
         thread::spawn(move || {
             let (mut answered, mut next_id, mut notifies) = (0u32, 0u32, 0u64);
             while answered < total {
@@ -110,26 +110,22 @@ fn two_threads_big_slots() {
 #[test]
 fn two_threads_byte_ring() {
     const TOTAL: usize = 1 << 20;
-    let pages = Arc::new(Pages::new(1));
+    let pages = TestPages::new(1);
     let layout = ByteRingLayout::CONSOLE_OUT;
-    // SAFETY: `pages` outlives both ends (the Arc is held until both finish).
-    let mut tx = unsafe { ByteProducer::new(pages.base(), layout) }.unwrap();
-    // SAFETY: as above.
-    let mut rx = unsafe { ByteConsumer::new(pages.base(), layout) }.unwrap();
-    let reader = {
-        let _pages = pages.clone();
-        thread::spawn(move || {
-            let (mut got, mut buf, start) = (0usize, [0u8; 777], Instant::now());
-            while got < TOTAL {
-                let n = rx.read(&mut buf).unwrap();
-                for (i, &b) in buf[..n].iter().enumerate() {
-                    assert_eq!(b, ((got + i) % 251) as u8);
-                }
-                got += n;
-                assert!(start.elapsed() < DEADLINE, "reader stalled");
+    // Each end owns a handle on the same page, as each domain keeps its grant or mapping.
+    let mut tx = ByteProducer::new(pages.clone(), layout).unwrap();
+    let mut rx = ByteConsumer::new(pages, layout).unwrap();
+    let reader = thread::spawn(move || {
+        let (mut got, mut buf, start) = (0usize, [0u8; 777], Instant::now());
+        while got < TOTAL {
+            let n = rx.read(&mut buf).unwrap();
+            for (i, &b) in buf[..n].iter().enumerate() {
+                assert_eq!(b, ((got + i) % 251) as u8);
             }
-        })
-    };
+            got += n;
+            assert!(start.elapsed() < DEADLINE, "reader stalled");
+        }
+    });
     let (mut sent, start) = (0usize, Instant::now());
     let data: Vec<u8> = (0..TOTAL + 300).map(|i| (i % 251) as u8).collect();
     while sent < TOTAL {

@@ -1,84 +1,39 @@
 //! Shared helpers for the ring integration tests.
 #![allow(dead_code)]
 
-use std::alloc::{Layout, alloc_zeroed, dealloc};
-use std::ptr::NonNull;
-
-use xenpv_ring::{PAGE_SIZE, RingProtocol, SharedRing};
+use xenpv_ring::{RingProtocol, SharedMemory, SharedRing};
+pub use xenpv_shmem::TestPages;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-/// Page-aligned, zeroed memory standing in for pages shared between domains.
-pub struct Pages {
-    ptr: NonNull<u8>,
-    layout: Layout,
-}
-
-// SAFETY: plain heap memory; the tests only touch it through rings or raw volatile accesses.
-unsafe impl Send for Pages {}
-// SAFETY: as above; concurrent access goes through atomics/volatile only.
-unsafe impl Sync for Pages {}
-
-impl Pages {
-    pub fn new(pages: usize) -> Self {
-        let layout = Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE).unwrap();
-        // SAFETY: layout has non-zero size.
-        let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("out of memory");
-        Self { ptr, layout }
-    }
-
-    pub fn base(&self) -> NonNull<u8> {
-        self.ptr
-    }
-
-    pub fn len(&self) -> usize {
-        self.layout.size()
-    }
-
-    /// A ring description over these pages (the pages outlive every ring in the tests).
-    pub fn ring<P: RingProtocol>(&self) -> SharedRing<P> {
-        // SAFETY: the memory is valid for `len` bytes and outlives the ring
-        // (tests drop rings before `Pages`); other accesses are volatile/atomic.
-        unsafe { SharedRing::new(self.ptr, self.len() / PAGE_SIZE) }.unwrap()
-    }
-
+/// What a test does to the shared pages in the peer domain's place: plain
+/// word and byte accesses, through the same atomic layer the rings use.
+pub trait Peer {
+    /// A ring description over these pages; each call makes a new one
+    /// sharing the same pages (one for the front end, one for the back end).
+    fn ring<P: RingProtocol>(&self) -> SharedRing<P, TestPages>;
     /// Reads the u32 at byte offset `off` the way a peer would.
-    pub fn word(&self, off: usize) -> u32 {
-        assert!(off + 4 <= self.len());
-        // SAFETY: in bounds (checked) and 4-aligned for the header words used.
-        unsafe {
-            self.ptr
-                .as_ptr()
-                .wrapping_add(off)
-                .cast::<u32>()
-                .read_volatile()
-        }
-    }
-
+    fn word(&self, off: usize) -> u32;
     /// Writes the u32 at byte offset `off` the way a (possibly hostile) peer would.
-    pub fn set_word(&self, off: usize, value: u32) {
-        assert!(off + 4 <= self.len() && off % 4 == 0);
-        // SAFETY: in bounds and aligned (checked).
-        unsafe {
-            self.ptr
-                .as_ptr()
-                .wrapping_add(off)
-                .cast::<u32>()
-                .write_volatile(value)
-        }
-    }
-
+    fn set_word(&self, off: usize, value: u32);
     /// Writes one byte anywhere in the pages.
-    pub fn set_byte(&self, off: usize, value: u8) {
-        assert!(off < self.len());
-        // SAFETY: in bounds (checked).
-        unsafe { self.ptr.as_ptr().wrapping_add(off).write_volatile(value) }
-    }
+    fn set_byte(&self, off: usize, value: u8);
 }
 
-impl Drop for Pages {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
+impl Peer for TestPages {
+    fn ring<P: RingProtocol>(&self) -> SharedRing<P, TestPages> {
+        SharedRing::new(self.clone()).unwrap()
+    }
+
+    fn word(&self, off: usize) -> u32 {
+        self.region().read(off).unwrap()
+    }
+
+    fn set_word(&self, off: usize, value: u32) {
+        self.region().write(off, value).unwrap()
+    }
+
+    fn set_byte(&self, off: usize, value: u8) {
+        self.region().write(off, value).unwrap()
     }
 }
 
