@@ -5,14 +5,34 @@ use core::ptr::NonNull;
 
 use xenpv_platform::{PAGE_SIZE, Platform};
 
-/// A granted page waiting for its peer to let go.
+/// Most pages one [`GrantedPages`](crate::GrantedPages) may hold: ring-page-order
+/// 4, the largest netif and blkif use.
+pub const MAX_GRANT_PAGES: usize = 16;
+
+/// Granted memory waiting for its peer to let go: one allocation of `count`
+/// pages from `alloc_pages(count)`, page `i` granted through `refs[i]`;
+/// bit `i` of `pending` is set while `refs[i]` still grants access.
 #[derive(Clone, Copy, Debug)]
 #[repr(C)]
 pub(crate) struct Slot {
-    pub(crate) gref: u32,
-    pub(crate) _pad: u32,
     pub(crate) page: usize,
-    pub(crate) frame: u64,
+    pub(crate) count: u32,
+    pub(crate) pending: u32,
+    pub(crate) refs: [u32; MAX_GRANT_PAGES],
+}
+
+impl Slot {
+    /// One page granted through `gref`.
+    pub(crate) fn single(gref: u32, page: NonNull<u8>) -> Self {
+        let mut refs = [0; MAX_GRANT_PAGES];
+        refs[0] = gref;
+        Self {
+            page: page.as_ptr() as usize,
+            count: 1,
+            pending: 1,
+            refs,
+        }
+    }
 }
 
 const SLOTS_PER_PAGE: usize = PAGE_SIZE / core::mem::size_of::<Slot>();

@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use xenpv_platform::PlatformError;
+use xenpv_platform::{PlatformError, XenError};
 use xenpv_sys::grant_table::GrantStatusError;
 
 use crate::Version;
@@ -11,8 +11,8 @@ use crate::Version;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GrantError {
-    /// A hypercall returned this negative errno.
-    Hypercall(i64),
+    /// A hypercall failed.
+    Hypercall(XenError),
     /// Xen reported this `GNTST_*` status.
     Status(GrantStatusError),
     /// Xen reported a status code this crate does not know.
@@ -32,12 +32,21 @@ pub enum GrantError {
     ForeignPage,
     /// The page's frame number does not fit a version-1 entry (32 bits).
     FrameTooLarge,
+    /// A [`GrantedPages`](crate::GrantedPages) of this many pages was asked
+    /// for (1 to [`MAX_GRANT_PAGES`](crate::MAX_GRANT_PAGES) are possible).
+    BadPageCount(usize),
+}
+
+impl From<XenError> for GrantError {
+    fn from(e: XenError) -> Self {
+        Self::Hypercall(e)
+    }
 }
 
 impl fmt::Display for GrantError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Hypercall(rc) => write!(f, "hypercall failed with {rc}"),
+            Self::Hypercall(e) => write!(f, "hypercall failed: {e}"),
             Self::Status(s) => write!(f, "grant operation failed: {s}"),
             Self::UnknownStatus(s) => write!(f, "grant operation failed with unknown status {s}"),
             Self::VersionRefused { requested, in_use } => write!(
@@ -48,6 +57,7 @@ impl fmt::Display for GrantError {
             Self::TableFull => f.write_str("grant table full"),
             Self::ForeignPage => f.write_str("page belongs to another platform"),
             Self::FrameTooLarge => f.write_str("frame number too large for a v1 grant entry"),
+            Self::BadPageCount(n) => write!(f, "cannot grant {n} pages as one set"),
         }
     }
 }
@@ -63,9 +73,11 @@ pub enum OpError {
     Status(GrantStatusError),
     /// Xen reported a status code this crate does not know.
     UnknownStatus(i16),
-    /// The hypercall as a whole failed with this errno before reaching the
-    /// operation.
-    Hypercall(i64),
+    /// The hypercall as a whole failed before reaching the operation.
+    Hypercall(XenError),
+    /// Xen did not reach the operation, though the hypercall reported no
+    /// error (it should not happen; a hostile or buggy hypervisor).
+    NotReached,
     /// No address space to map into (the platform's `reserve_window` failed).
     NoWindow,
     /// `offset + len` exceeds a page (checked before the hypercall).
@@ -92,7 +104,8 @@ impl fmt::Display for OpError {
         match self {
             Self::Status(s) => write!(f, "{s}"),
             Self::UnknownStatus(s) => write!(f, "unknown grant status {s}"),
-            Self::Hypercall(rc) => write!(f, "hypercall failed with {rc}"),
+            Self::Hypercall(e) => write!(f, "hypercall failed: {e}"),
+            Self::NotReached => f.write_str("operation not reached by Xen"),
             Self::NoWindow => f.write_str("no address space to map into"),
             Self::Bounds => f.write_str("offset + length beyond the page"),
             Self::ForeignPage => f.write_str("page belongs to another platform"),
@@ -107,7 +120,8 @@ impl From<OpError> for GrantError {
         match e {
             OpError::Status(s) => Self::Status(s),
             OpError::UnknownStatus(s) => Self::UnknownStatus(s),
-            OpError::Hypercall(rc) => Self::Hypercall(rc),
+            OpError::Hypercall(e) => Self::Hypercall(e),
+            OpError::NotReached => Self::Status(GrantStatusError::GeneralError),
             OpError::NoWindow => Self::Platform(PlatformError::Exhausted),
             OpError::Bounds => Self::Status(GrantStatusError::BadCopyArg),
             OpError::ForeignPage => Self::ForeignPage,

@@ -4,16 +4,17 @@ use core::fmt;
 use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
-use xenpv_platform::Platform;
+use xenpv_platform::PAGE_SIZE;
+use xenpv_shmem::{AccessError, SharedMemory, SharedRegion};
 use xenpv_sys::grant_table::{GrantFlags, GrantRef};
 use xenpv_sys::xen::DomId;
 
+use crate::copy::LocalFrame;
+use crate::deferred::Slot;
 use crate::error::GrantError;
-use crate::foreign::LocalFrame;
+use crate::handle::TableHandle;
 use crate::links::NONE;
 use crate::page::Page;
-use crate::shared::{AccessError, SharedPage};
-use crate::table::GrantTable;
 
 /// What the peer may do with a granted page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -55,13 +56,13 @@ impl InUse {
 ///
 /// Get one from [`GrantTable::alloc_ref`] or [`Reservation::claim`]; use it
 /// with [`grant`](Self::grant), which cannot fail for lack of references.
-pub struct OwnedRef<'t, 'p, P: Platform> {
-    table: &'t GrantTable<'p, P>,
+pub struct OwnedRef<T: TableHandle> {
+    table: T,
     gref: GrantRef,
 }
 
-impl<'t, 'p, P: Platform> OwnedRef<'t, 'p, P> {
-    pub(crate) fn new(table: &'t GrantTable<'p, P>, gref: GrantRef) -> Self {
+impl<T: TableHandle> OwnedRef<T> {
+    pub(crate) fn new(table: T, gref: GrantRef) -> Self {
         Self { table, gref }
     }
 
@@ -89,37 +90,46 @@ impl<'t, 'p, P: Platform> OwnedRef<'t, 'p, P> {
     #[allow(clippy::result_large_err)]
     pub fn grant(
         self,
-        page: Page<'p, P>,
+        page: Page<T::Platform>,
         domid: DomId,
         access: Access,
-    ) -> Result<Granted<'t, 'p, P>, (GrantError, Page<'p, P>)> {
-        if let Err(e) = self.table.check_page(&page) {
+    ) -> Result<Granted<T>, (GrantError, Page<T::Platform>)> {
+        if let Err(e) = self.table.table().check_page(&page) {
             return Err((e, page));
         }
-        let this = ManuallyDrop::new(self);
-        let (ptr, frame) = page.into_raw();
-        this.table.write_entry(this.gref, frame, domid, access);
+        let (table, gref) = self.into_parts();
+        // The platform handle is the table's (checked above); drop the copy.
+        let (_platform, ptr, frame) = page.into_raw();
+        table.table().write_entry(gref, frame, domid, access);
+        // The page is page-aligned, valid for PAGE_SIZE bytes and owned by the
+        // new handle until revocation succeeds; from now on it is only
+        // accessed atomically through `SharedRegion` (the peer may write it).
         Ok(Granted {
-            table: this.table,
-            gref: this.gref,
+            table,
+            gref,
             domid,
             access,
-            // SAFETY: the page is page-aligned, valid for PAGE_SIZE bytes and
-            // owned by the new handle until revocation succeeds; from now on
-            // it is only accessed through `SharedPage` (the peer may write it).
-            page: unsafe { SharedPage::new(ptr) },
+            ptr,
             frame,
         })
     }
-}
 
-impl<P: Platform> Drop for OwnedRef<'_, '_, P> {
-    fn drop(&mut self) {
-        self.table.free_ref(self.gref);
+    /// Takes the reference apart without freeing it.
+    fn into_parts(self) -> (T, GrantRef) {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so moving the handle
+        // out duplicates nothing.
+        (unsafe { core::ptr::read(&this.table) }, this.gref)
     }
 }
 
-impl<P: Platform> fmt::Debug for OwnedRef<'_, '_, P> {
+impl<T: TableHandle> Drop for OwnedRef<T> {
+    fn drop(&mut self) {
+        self.table.table().free_ref(self.gref);
+    }
+}
+
+impl<T: TableHandle> fmt::Debug for OwnedRef<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnedRef")
             .field("gref", &self.gref)
@@ -130,15 +140,15 @@ impl<P: Platform> fmt::Debug for OwnedRef<'_, '_, P> {
 /// References taken from the table in one go by [`GrantTable::reserve`];
 /// [`claim`](Self::claim) hands them out one by one without failing. The
 /// ones never claimed return to the table on drop.
-pub struct Reservation<'t, 'p, P: Platform> {
-    table: &'t GrantTable<'p, P>,
+pub struct Reservation<T: TableHandle> {
+    table: T,
     head: u32,
     tail: u32,
     len: u32,
 }
 
-impl<'t, 'p, P: Platform> Reservation<'t, 'p, P> {
-    pub(crate) fn new(table: &'t GrantTable<'p, P>, head: u32, tail: u32, len: u32) -> Self {
+impl<T: TableHandle> Reservation<T> {
+    pub(crate) fn new(table: T, head: u32, tail: u32, len: u32) -> Self {
         Self {
             table,
             head,
@@ -148,17 +158,17 @@ impl<'t, 'p, P: Platform> Reservation<'t, 'p, P> {
     }
 
     /// The next reserved reference, or `None` once all are claimed.
-    pub fn claim(&mut self) -> Option<OwnedRef<'t, 'p, P>> {
+    pub fn claim(&mut self) -> Option<OwnedRef<T>> {
         if self.len == 0 {
             return None;
         }
-        let gref = self.table.claim_from(&mut self.head);
+        let gref = self.table.table().claim_from(&mut self.head);
         self.len -= 1;
         if self.len == 0 {
             self.head = NONE;
             self.tail = NONE;
         }
-        Some(OwnedRef::new(self.table, gref))
+        Some(OwnedRef::new(self.table.clone(), gref))
     }
 
     /// References not claimed yet.
@@ -167,15 +177,15 @@ impl<'t, 'p, P: Platform> Reservation<'t, 'p, P> {
     }
 }
 
-impl<P: Platform> Drop for Reservation<'_, '_, P> {
+impl<T: TableHandle> Drop for Reservation<T> {
     fn drop(&mut self) {
         if self.len > 0 {
-            self.table.unreserve(self.head, self.tail, self.len);
+            self.table.table().unreserve(self.head, self.tail, self.len);
         }
     }
 }
 
-impl<P: Platform> fmt::Debug for Reservation<'_, '_, P> {
+impl<T: TableHandle> fmt::Debug for Reservation<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reservation")
             .field("remaining", &self.len)
@@ -188,11 +198,16 @@ impl<P: Platform> fmt::Debug for Reservation<'_, '_, P> {
 /// Holds the page for as long as the grant may be in use: the page cannot
 /// be freed or reused until [`try_revoke`](Self::try_revoke) succeeds (or
 /// [`revoke_or_defer`](Self::revoke_or_defer) /
-/// [`GrantTable::retry_deferred`] frees it). The peer may write a
-/// [`ReadWrite`](Access::ReadWrite) grant at any moment, so the contents are
-/// only reachable through copies ([`read`](Self::read),
-/// [`write`](Self::write), [`zero`](Self::zero)) and a raw pointer — never a
-/// reference.
+/// [`GrantTable::retry_deferred`](crate::GrantTable::retry_deferred) frees
+/// it). The peer may write a [`ReadWrite`](Access::ReadWrite) grant at any
+/// moment, so the contents are only reachable through copies
+/// ([`read`](Self::read), [`write`](Self::write), [`zero`](Self::zero)) made
+/// of atomic accesses — never a reference. Copies by several threads of
+/// this domain at once are therefore defined too (they may interleave, as the
+/// peer's writes do).
+///
+/// A `Granted` is [`SharedMemory`]: build a ring on it and the ring owns
+/// it, so the grant cannot be revoked under the ring.
 ///
 /// Dropping a `Granted` is [`revoke_or_defer`](Self::revoke_or_defer) with
 /// the page freed if revocation succeeded.
@@ -214,23 +229,29 @@ impl<P: Platform> fmt::Debug for Reservation<'_, '_, P> {
 /// assert_eq!(&buf, b"request");
 /// assert!(g.read(4090, &mut buf).is_err()); // past the end of the page
 /// ```
-pub struct Granted<'t, 'p, P: Platform> {
-    table: &'t GrantTable<'p, P>,
+pub struct Granted<T: TableHandle> {
+    table: T,
     gref: GrantRef,
     domid: DomId,
     access: Access,
-    page: SharedPage,
+    ptr: NonNull<u8>,
     frame: u64,
 }
 
-// SAFETY: the handle owns the page (accessed only by volatile copies) and
-// its reference; using it from another thread goes through `&GrantTable`,
-// which is `Sync` when `P: Sync`.
-unsafe impl<P: Platform + Sync> Send for Granted<'_, '_, P> {}
-// SAFETY: `&Granted` only allows volatile copies, which any thread may make.
-unsafe impl<P: Platform + Sync> Sync for Granted<'_, '_, P> {}
+// SAFETY: the handle owns the page and its reference; moving it to another
+// thread moves that ownership and the table handle (`T: Send`). The page
+// pointer is not tied to a thread.
+unsafe impl<T: TableHandle + Send> Send for Granted<T> {}
+// SAFETY: the `&self` methods are: plain field getters (`gref`, `domid`,
+// `access`, `frame`, `as_ptr`, `local_frame`); `read`, `write`, `zero` and
+// `region`, which touch the page only through `SharedRegion`, i.e. atomic
+// loads and stores — std: "Atomic types provide primitive shared-memory
+// communication between threads", so concurrent calls cannot race (they may
+// interleave, as the peer's writes do); and `in_use`, which reads the
+// table's entry atomically through `&GrantTable` (shared via `T: Sync`).
+unsafe impl<T: TableHandle + Sync> Sync for Granted<T> {}
 
-impl<'t, 'p, P: Platform> Granted<'t, 'p, P> {
+impl<T: TableHandle> Granted<T> {
     /// The grant reference to give the peer.
     pub fn gref(&self) -> GrantRef {
         self.gref
@@ -255,33 +276,38 @@ impl<'t, 'p, P: Platform> Granted<'t, 'p, P> {
     /// any time: access it only with volatile or atomic operations (the
     /// ring crate does), never through `&`/`&mut`.
     pub fn as_ptr(&self) -> NonNull<u8> {
-        self.page.ptr()
+        self.ptr
     }
 
     /// Copies bytes `offset..offset + buf.len()` of the page into `buf`.
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), AccessError> {
-        self.page.read(offset, buf)
+        self.region().read_bytes(offset, buf)
     }
 
     /// Copies `data` into the page at `offset`.
     pub fn write(&self, offset: usize, data: &[u8]) -> Result<(), AccessError> {
-        self.page.write(offset, data)
+        self.region().write_bytes(offset, data)
     }
 
     /// Zeroes the page.
     pub fn zero(&self) {
-        self.page.zero();
+        self.region().zero_all();
     }
 
     /// The page as a local end of a grant copy
     /// ([`ForeignGrants::copy`](crate::ForeignGrants::copy)).
     pub fn local_frame(&self) -> LocalFrame<'_> {
-        LocalFrame::new(self.frame, self.table.platform())
+        LocalFrame::new(self.frame, self.table.table().platform())
     }
 
     /// What Xen currently shows: whether the peer maps (or copies) the page.
     pub fn in_use(&self) -> InUse {
-        self.table.usage(self.gref)
+        self.table.table().usage(self.gref)
+    }
+
+    /// The table handle this grant holds.
+    pub fn table(&self) -> &T {
+        &self.table
     }
 
     /// Ends the peer's access and gives the page back, or — if the peer
@@ -307,8 +333,8 @@ impl<'t, 'p, P: Platform> Granted<'t, 'p, P> {
     /// # drop(page);
     /// ```
     #[allow(clippy::result_large_err)]
-    pub fn try_revoke(self) -> Result<Page<'p, P>, RevokeError<'t, 'p, P>> {
-        match self.table.end_access(self.gref) {
+    pub fn try_revoke(self) -> Result<Page<T::Platform>, RevokeError<T>> {
+        match self.table.table().end_access(self.gref) {
             Ok(()) => Ok(self.finish()),
             Err(in_use) => Err(RevokeError {
                 granted: self,
@@ -343,42 +369,59 @@ impl<'t, 'p, P: Platform> Granted<'t, 'p, P> {
     /// assert_eq!(table.retry_deferred(8).freed, 1); // revoked, page freed
     /// assert_eq!(table.deferred_stats().freed, 1);
     /// ```
-    pub fn revoke_or_defer(self) -> Option<Page<'p, P>> {
-        match self.table.end_access(self.gref) {
+    pub fn revoke_or_defer(self) -> Option<Page<T::Platform>> {
+        match self.table.table().end_access(self.gref) {
             Ok(()) => Some(self.finish()),
             Err(_) => {
                 let this = ManuallyDrop::new(self);
-                this.table.defer(this.gref, this.page.ptr(), this.frame);
+                this.table.table().defer(Slot::single(this.gref, this.ptr));
+                // SAFETY: `this` is not used or dropped again.
+                drop(unsafe { core::ptr::read(&this.table) });
                 None
             }
         }
     }
 
     /// After access ended: frees the reference, returns the page.
-    fn finish(self) -> Page<'p, P> {
+    fn finish(self) -> Page<T::Platform> {
         let this = ManuallyDrop::new(self);
-        this.table.free_ref(this.gref);
+        let t = this.table.table();
+        t.free_ref(this.gref);
+        let platform = t.platform().clone();
+        // SAFETY: `this` is not used or dropped again.
+        drop(unsafe { core::ptr::read(&this.table) });
         // SAFETY: the page came from `alloc_pages(1)` on the table's platform
         // (checked when granted) with this frame; access has been ended, so
         // no other domain can reach it, and this handle is consumed.
-        unsafe { Page::from_raw(this.table.platform(), this.page.ptr(), this.frame) }
+        unsafe { Page::from_raw(platform, this.ptr, this.frame) }
     }
 }
 
-impl<P: Platform> Drop for Granted<'_, '_, P> {
+// SAFETY: the page is valid for reads and writes while the grant holds it
+// (until a revocation succeeds, which consumes `self`), at a fixed address,
+// and this crate touches it only through `SharedRegion`.
+unsafe impl<T: TableHandle> SharedMemory for Granted<T> {
+    fn region(&self) -> SharedRegion<'_> {
+        // SAFETY: as above; the region borrows `self`.
+        unsafe { SharedRegion::new(self.ptr, PAGE_SIZE) }
+    }
+}
+
+impl<T: TableHandle> Drop for Granted<T> {
     fn drop(&mut self) {
-        match self.table.end_access(self.gref) {
+        let t = self.table.table();
+        match t.end_access(self.gref) {
             Ok(()) => {
-                self.table.free_ref(self.gref);
+                t.free_ref(self.gref);
                 // SAFETY: as in `finish`; `self` is being dropped and not used again.
-                drop(unsafe { Page::from_raw(self.table.platform(), self.page.ptr(), self.frame) });
+                drop(unsafe { Page::from_raw(t.platform().clone(), self.ptr, self.frame) });
             }
-            Err(_) => self.table.defer(self.gref, self.page.ptr(), self.frame),
+            Err(_) => t.defer(Slot::single(self.gref, self.ptr)),
         }
     }
 }
 
-impl<P: Platform> fmt::Debug for Granted<'_, '_, P> {
+impl<T: TableHandle> fmt::Debug for Granted<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Granted")
             .field("gref", &self.gref)
@@ -391,12 +434,12 @@ impl<P: Platform> fmt::Debug for Granted<'_, '_, P> {
 
 /// A revocation that failed because the peer still uses the page. Holds the
 /// grant so it can be retried; the page stays granted.
-pub struct RevokeError<'t, 'p, P: Platform> {
-    granted: Granted<'t, 'p, P>,
+pub struct RevokeError<T: TableHandle> {
+    granted: Granted<T>,
     in_use: InUse,
 }
 
-impl<'t, 'p, P: Platform> RevokeError<'t, 'p, P> {
+impl<T: TableHandle> RevokeError<T> {
     /// What Xen showed.
     pub fn in_use(&self) -> InUse {
         self.in_use
@@ -404,16 +447,21 @@ impl<'t, 'p, P: Platform> RevokeError<'t, 'p, P> {
 
     /// The grant handle back, still owning the page, to retry revocation.
     ///
-    /// What the peer may still do differs by version, as on Xen: under v1 the
-    /// entry stays in force, so the peer can unmap and map it again; under v2
-    /// the failed attempt already cleared the entry's type, so existing
-    /// mappings stay but no new one succeeds.
-    pub fn into_granted(self) -> Granted<'t, 'p, P> {
+    /// What the peer may still do differs by version, as on Xen:
+    /// * v1: the entry stays in force, so the peer can unmap and map it again.
+    /// * v2: the failed attempt cleared the entry's type, so the peer cannot
+    ///   start a mapping of an entry it does not map any more. But while one
+    ///   of its mappings is still live, Xen skips the type check for the
+    ///   pinned entry, so the peer *can* add further mappings of the same
+    ///   reference (writable ones too, unless the grant was read-only: the
+    ///   `GTF_readonly` bit is kept until revocation succeeds). Only after
+    ///   its last mapping goes does the entry become unmappable.
+    pub fn into_granted(self) -> Granted<T> {
         self.granted
     }
 }
 
-impl<P: Platform> fmt::Debug for RevokeError<'_, '_, P> {
+impl<T: TableHandle> fmt::Debug for RevokeError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RevokeError")
             .field("gref", &self.granted.gref)
@@ -422,7 +470,7 @@ impl<P: Platform> fmt::Debug for RevokeError<'_, '_, P> {
     }
 }
 
-impl<P: Platform> fmt::Display for RevokeError<'_, '_, P> {
+impl<T: TableHandle> fmt::Display for RevokeError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -432,4 +480,4 @@ impl<P: Platform> fmt::Display for RevokeError<'_, '_, P> {
     }
 }
 
-impl<P: Platform> core::error::Error for RevokeError<'_, '_, P> {}
+impl<T: TableHandle> core::error::Error for RevokeError<T> {}

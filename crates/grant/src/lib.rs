@@ -53,25 +53,84 @@
 #![no_std]
 #![warn(missing_debug_implementations)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+mod copy;
 mod deferred;
 mod error;
 mod foreign;
 mod granted;
+mod handle;
 mod links;
 mod page;
+mod pages;
 mod shared;
 mod sync;
 mod table;
 
-pub use deferred::DeferredStats;
+pub use copy::{CopyEnd, CopyOp, LocalFrame};
+pub use deferred::{DeferredStats, MAX_GRANT_PAGES};
 pub use error::{GrantError, OpError};
 pub use foreign::{
-    BATCH_CHUNK, CopyEnd, CopyOp, DEFAULT_EAGAIN_RETRIES, ForeignGrants, LocalFrame, MapRequest,
-    Mapped, UnmapError,
+    BATCH_CHUNK, DEFAULT_EAGAIN_RETRIES, ForeignGrants, MapRequest, Mapped, MappedPages, UnmapError,
 };
 pub use granted::{Access, Granted, InUse, OwnedRef, Reservation, RevokeError};
+pub use handle::TableHandle;
 pub use page::Page;
-pub use shared::AccessError;
+pub use pages::{GrantedPages, PagesRevokeError};
 pub use table::{Config, GrantTable, RetryOutcome, Version};
 pub use xenpv_platform::PAGE_SIZE;
+pub use xenpv_shmem::{AccessError, SharedMemory, SharedRegion};
 pub use xenpv_sys::grant_table::{GrantRef, GrantStatusError};
+
+/// A ring built over a grant owns it (or borrows it), so the grant cannot be
+/// revoked while the ring is alive: both orders below are compile errors.
+///
+/// Owned: revoking needs the grant, which moved into the ring.
+/// ```compile_fail,E0382
+/// use xenpv_grant::{Access, Config, GrantTable, Page};
+/// use xenpv_mock::{DomainConfig, Xen};
+/// use xenpv_ring::{FrontRing, protocols::Blkif};
+///
+/// let xen = Xen::new();
+/// let dom = xen.create_domain(DomainConfig::default());
+/// let table = GrantTable::new(&dom, Config::default()).unwrap();
+/// let granted = table.grant_access(Page::new(&dom).unwrap(), 0, Access::ReadWrite).ok().unwrap();
+/// let mut ring = FrontRing::<Blkif, _>::init(granted).map_err(|(e, _)| e).unwrap();
+/// let page = granted.try_revoke(); // error: use of moved value
+/// ring.push_requests();
+/// ```
+///
+/// Borrowed: revoking moves the grant while the ring still borrows it.
+/// ```compile_fail,E0505
+/// use xenpv_grant::{Access, Config, GrantTable, Page};
+/// use xenpv_mock::{DomainConfig, Xen};
+/// use xenpv_ring::{FrontRing, protocols::Blkif};
+///
+/// let xen = Xen::new();
+/// let dom = xen.create_domain(DomainConfig::default());
+/// let table = GrantTable::new(&dom, Config::default()).unwrap();
+/// let mut granted = table.grant_access(Page::new(&dom).unwrap(), 0, Access::ReadWrite).ok().unwrap();
+/// let mut ring = FrontRing::<Blkif, _>::init(&mut granted).map_err(|(e, _)| e).unwrap();
+/// let page = granted.try_revoke(); // error: cannot move out while borrowed
+/// ring.push_requests();
+/// ```
+///
+/// The order that compiles: take the ring apart, then revoke.
+/// ```
+/// use xenpv_grant::{Access, Config, GrantTable, Page};
+/// use xenpv_mock::{DomainConfig, Xen};
+/// use xenpv_ring::{FrontRing, protocols::Blkif};
+///
+/// let xen = Xen::new();
+/// let dom = xen.create_domain(DomainConfig::default());
+/// let table = GrantTable::new(&dom, Config::default()).unwrap();
+/// let granted = table.grant_access(Page::new(&dom).unwrap(), 0, Access::ReadWrite).ok().unwrap();
+/// let mut ring = FrontRing::<Blkif, _>::init(granted).map_err(|(e, _)| e).unwrap();
+/// ring.push_requests();
+/// let page = ring.into_inner().try_revoke().unwrap();
+/// # drop(page);
+/// ```
+#[cfg(doctest)]
+pub mod ring_cannot_outlive_its_grant {}

@@ -6,7 +6,14 @@ use core::ptr::NonNull;
 
 use xenpv_platform::{PAGE_SIZE, Platform};
 
-use crate::foreign::LocalFrame;
+use crate::copy::LocalFrame;
+
+/// Identifies the domain a platform handle belongs to: clones of one
+/// platform (and `&` to it) share it, another domain's never does. Xen gives
+/// every domain its own `shared_info` page.
+pub(crate) fn domain_key<P: Platform>(platform: &P) -> usize {
+    platform.shared_info().as_ptr() as usize
+}
 
 /// One zeroed, shareable page allocated from the platform and returned to it
 /// on drop.
@@ -27,8 +34,8 @@ use crate::foreign::LocalFrame;
 /// page.as_bytes_mut()[..5].copy_from_slice(b"hello");
 /// assert_eq!(&page.as_bytes()[..5], b"hello");
 /// ```
-pub struct Page<'p, P: Platform> {
-    platform: &'p P,
+pub struct Page<P: Platform> {
+    platform: P,
     ptr: NonNull<u8>,
     frame: u64,
     /// `Page` owns the memory like a `Box<[u8; PAGE_SIZE]>` would.
@@ -36,16 +43,18 @@ pub struct Page<'p, P: Platform> {
 }
 
 // SAFETY: a `Page` owns its memory exclusively (like a `Box`); sending it to
-// another thread moves that ownership. Freeing it calls `platform.free_pages`
-// through `&P`, which needs `P: Sync`.
-unsafe impl<P: Platform + Sync> Send for Page<'_, P> {}
-// SAFETY: `&Page` only gives `&[u8]` access to owned memory.
-unsafe impl<P: Platform + Sync> Sync for Page<'_, P> {}
+// another thread moves that ownership, and the platform handle with it
+// (`P: Send`).
+unsafe impl<P: Platform + Send> Send for Page<P> {}
+// SAFETY: `&Page` only gives `&[u8]` access to owned memory and `&P`.
+unsafe impl<P: Platform + Sync> Sync for Page<P> {}
 
-impl<'p, P: Platform> Page<'p, P> {
+impl<P: Platform> Page<P> {
     /// Allocates a zeroed page from `platform`, or `None` if it is out of
-    /// pages (or cannot name the page's frame).
-    pub fn new(platform: &'p P) -> Option<Self> {
+    /// pages (or cannot name the page's frame). `platform` is a cheap handle
+    /// (`&domain`, a `Clone` handle, `&'static` on a unikernel) kept to free
+    /// the page.
+    pub fn new(platform: P) -> Option<Self> {
         let ptr = platform.alloc_pages(1)?;
         match platform.frame_of(ptr) {
             // SAFETY: `ptr` came from `alloc_pages(1)` and has not been shared.
@@ -65,7 +74,7 @@ impl<'p, P: Platform> Page<'p, P> {
     /// `ptr` came from `platform.alloc_pages(1)`, `frame` is
     /// `platform.frame_of(ptr)`, nothing else uses the page, and no other
     /// domain may access it any more.
-    pub(crate) const unsafe fn from_raw(platform: &'p P, ptr: NonNull<u8>, frame: u64) -> Self {
+    pub(crate) const unsafe fn from_raw(platform: P, ptr: NonNull<u8>, frame: u64) -> Self {
         Self {
             platform,
             ptr,
@@ -75,15 +84,17 @@ impl<'p, P: Platform> Page<'p, P> {
     }
 
     /// Takes the page apart without freeing it.
-    pub(crate) fn into_raw(self) -> (NonNull<u8>, u64) {
-        let parts = (self.ptr, self.frame);
-        core::mem::forget(self);
-        parts
+    pub(crate) fn into_raw(self) -> (P, NonNull<u8>, u64) {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so moving the
+        // platform handle out of it duplicates nothing.
+        let platform = unsafe { core::ptr::read(&this.platform) };
+        (platform, this.ptr, this.frame)
     }
 
     /// The platform this page came from.
-    pub fn platform(&self) -> &'p P {
-        self.platform
+    pub fn platform(&self) -> &P {
+        &self.platform
     }
 
     /// The frame number Xen knows this page by (see
@@ -121,11 +132,11 @@ impl<'p, P: Platform> Page<'p, P> {
     /// ([`ForeignGrants::copy`](crate::ForeignGrants::copy)); Xen may write
     /// it during the copy, so the page stays borrowed meanwhile.
     pub fn local_frame(&mut self) -> LocalFrame<'_> {
-        LocalFrame::new(self.frame, self.platform)
+        LocalFrame::new(self.frame, &self.platform)
     }
 }
 
-impl<P: Platform> Drop for Page<'_, P> {
+impl<P: Platform> Drop for Page<P> {
     fn drop(&mut self) {
         // SAFETY: `ptr` came from `alloc_pages(1)` on this platform; a `Page`
         // is never granted or mapped by another domain (type invariant), and
@@ -134,7 +145,7 @@ impl<P: Platform> Drop for Page<'_, P> {
     }
 }
 
-impl<P: Platform> fmt::Debug for Page<'_, P> {
+impl<P: Platform> fmt::Debug for Page<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Page")
             .field("ptr", &self.ptr)

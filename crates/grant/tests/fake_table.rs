@@ -8,6 +8,7 @@ use std::collections::HashSet;
 
 use common::Fake;
 use xenpv_grant::{Access, Config, GrantError, GrantTable, Page, Version};
+use xenpv_platform::{XenErrno, XenError};
 use xenpv_sys::grant_table::{GNTTAB_NR_RESERVED_ENTRIES, GrantFlags};
 
 const PERMIT: u16 = GrantFlags::PERMIT_ACCESS.bits();
@@ -494,7 +495,7 @@ fn failed_setup_unwinds_cleanly() {
     let windows = fake.live_windows();
     fake.fail_physmap_after(Some(1));
     let e = GrantTable::new(&fake, Config::new(Version::V2)).unwrap_err();
-    assert_eq!(e, GrantError::Hypercall(-22));
+    assert_eq!(e, GrantError::Hypercall(XenError::Errno(XenErrno::Einval)));
     assert_eq!(fake.pages_allocated(), base);
     assert_eq!(fake.live_windows(), windows);
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
@@ -508,7 +509,10 @@ fn failed_growth_leaves_the_table_usable() {
     let t = GrantTable::new(&fake, Config::new(Version::V2)).unwrap();
     let held: Vec<_> = (0..248).map(|_| t.alloc_ref().unwrap()).collect();
     fake.fail_physmap_after(Some(0));
-    assert_eq!(t.alloc_ref().unwrap_err(), GrantError::Hypercall(-22));
+    assert_eq!(
+        t.alloc_ref().unwrap_err(),
+        GrantError::Hypercall(XenError::Errno(XenErrno::Einval))
+    );
     assert_eq!(t.nr_frames(), 1);
     fake.fail_physmap_after(None);
     let r = t.alloc_ref().unwrap();

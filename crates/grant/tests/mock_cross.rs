@@ -23,17 +23,17 @@ fn two_domains() -> (Xen, Domain, Domain) {
 }
 
 fn grant<'t, 'p>(
-    t: &'t GrantTable<'p, Domain>,
+    t: &'t GrantTable<&'p Domain>,
     a: &'p Domain,
     to: &Domain,
     access: Access,
-) -> Granted<'t, 'p, Domain> {
+) -> Granted<&'t GrantTable<&'p Domain>> {
     t.grant_access(Page::new(a).unwrap(), to.domid(), access)
         .ok()
         .unwrap()
 }
 
-fn req(a: &Domain, g: &Granted<'_, '_, Domain>, readonly: bool) -> MapRequest {
+fn req(a: &Domain, g: &Granted<&GrantTable<&Domain>>, readonly: bool) -> MapRequest {
     MapRequest {
         domid: a.domid(),
         gref: g.gref(),

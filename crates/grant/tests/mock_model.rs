@@ -43,7 +43,7 @@ fn stamp(id: u32) -> [u8; 8] {
     s
 }
 
-fn scribble_and_free(mut page: Page<'_, Domain>) {
+fn scribble_and_free(mut page: Page<&Domain>) {
     page.as_bytes_mut().fill(0xa5);
 }
 
@@ -62,10 +62,10 @@ proptest! {
         let fb = ForeignGrants::new(&b);
         let mut next_id = 0u32;
         // Grants A still holds, by gref: (handle, id). Deferred ones have no handle.
-        let mut live: Vec<(Granted<'_, '_, Domain>, u32)> = Vec::new();
+        let mut live: Vec<(Granted<&GrantTable<&Domain>>, u32)> = Vec::new();
         let mut ids: HashMap<u32, (u32, bool)> = HashMap::new(); // gref -> (id, readonly grant)
         let mut deferred: Vec<u32> = Vec::new();
-        let mut maps: Vec<(Mapped<'_, Domain>, u32)> = Vec::new(); // (mapping, id)
+        let mut maps: Vec<(Mapped<&Domain>, u32)> = Vec::new(); // (mapping, id)
 
         for op in ops {
             match op {

@@ -52,8 +52,8 @@ proptest! {
         let fake = if pv { Fake::pv(3) } else { Fake::hvm(3) };
         let t = GrantTable::new(&fake, Config::new(v)).unwrap();
         let usable = 3 * v.entries_per_frame() - GNTTAB_NR_RESERVED_ENTRIES;
-        let mut held: Vec<OwnedRef<'_, '_, Fake>> = Vec::new();
-        let mut reservations: Vec<Reservation<'_, '_, Fake>> = Vec::new();
+        let mut held: Vec<OwnedRef<&GrantTable<&Fake>>> = Vec::new();
+        let mut reservations: Vec<Reservation<&GrantTable<&Fake>>> = Vec::new();
         // Model: every reference outside the free list.
         let mut out: HashSet<u32> = HashSet::new();
         for op in ops {
@@ -168,7 +168,7 @@ fn run_revoke_model(v: Version, pv: bool, ops: Vec<RevokeOp>) -> Result<(), Test
     let fake = if pv { Fake::pv(2) } else { Fake::hvm(2) };
     let t = GrantTable::new(&fake, Config::new(v).with_deferred_capacity(8)).unwrap();
     let base = fake.pages_allocated();
-    let mut live: Vec<Granted<'_, '_, Fake>> = Vec::new();
+    let mut live: Vec<Granted<&GrantTable<&Fake>>> = Vec::new();
     let mut model: HashMap<u32, Model> = HashMap::new();
     let mut leaked = 0usize;
 

@@ -1,30 +1,28 @@
 //! [`GrantTable`]: this domain's grant table — setup, growth, the reference
 //! allocator and the deferred-free list.
 
+mod entries;
+mod setup;
+
 use core::fmt;
 use core::ptr::NonNull;
 
 use xenpv_platform::{FrameKind, PAGE_SIZE, Platform, PlatformError, Window};
-use xenpv_sys::grant_table::{
-    GNTTAB_NR_RESERVED_ENTRIES, GNTTABOP_GET_STATUS_FRAMES, GNTTABOP_QUERY_SIZE,
-    GNTTABOP_SET_VERSION, GNTTABOP_SETUP_TABLE, GnttabGetStatusFrames, GnttabQuerySize,
-    GnttabSetVersion, GnttabSetupTable, GrantFlags, GrantRef,
-};
-use xenpv_sys::memory::{
-    XENMAPIDX_GRANT_TABLE_STATUS, XENMAPSPACE_GRANT_TABLE, XENMEM_ADD_TO_PHYSMAP,
-    XENMEM_REMOVE_FROM_PHYSMAP, XenAddToPhysmap, XenRemoveFromPhysmap,
-};
-use xenpv_sys::xen::{DOMID_SELF, DomId, HYPERVISOR_GRANT_TABLE_OP, HYPERVISOR_MEMORY_OP};
-use xenpv_sys::{GuestHandle, XenPfn};
+use xenpv_sys::grant_table::{GNTTAB_NR_RESERVED_ENTRIES, GrantRef};
+use xenpv_sys::memory::XENMAPIDX_GRANT_TABLE_STATUS;
+use xenpv_sys::xen::DomId;
 
 use crate::deferred::{Deferred, DeferredStats, Slot};
-use crate::error::{GrantError, OpError};
+use crate::error::GrantError;
 use crate::foreign::ForeignGrants;
-use crate::granted::{Access, Granted, InUse, OwnedRef, Reservation};
+use crate::granted::{Access, Granted, OwnedRef, Reservation};
+use crate::handle::TableHandle;
 use crate::links::{ALLOCATED, Links, MAX_REFS, NEVER, NONE};
-use crate::page::Page;
-use crate::shared::{TableFrames, header_flags, header_word};
+use crate::page::{Page, domain_key};
+use crate::pages::GrantedPages;
+use crate::shared::TableFrames;
 use crate::sync::SpinLock;
+use setup::{add_to_physmap, query_size, remove_from_physmap, set_version};
 
 /// Grant-table format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -151,13 +149,16 @@ unsafe impl Send for State {}
 
 /// This domain's grant table.
 ///
-/// Owns the mapping of the table's frames (and v2 status frames), a
-/// heap-free O(1) allocator of grant references, and a fixed-capacity list
-/// of grants whose revocation had to be deferred because the peer still
-/// used them.
+/// Owns its platform handle, the mapping of the table's frames (and v2
+/// status frames), a heap-free O(1) allocator of grant references, and a
+/// fixed-capacity list of grants whose revocation had to be deferred because
+/// the peer still used them.
 ///
 /// Create one per domain; hand pages to other domains with
-/// [`grant_access`](Self::grant_access).
+/// [`grant_access`](Self::grant_access). The grants it returns hold a
+/// [`TableHandle`]: `&GrantTable` from these methods, or an owned handle
+/// (`Arc<GrantTable>`, `&'static GrantTable`) through the trait's methods,
+/// so a driver can own table, grants and rings together.
 ///
 /// ```
 /// use xenpv_grant::{Access, Config, GrantTable, Page, Version};
@@ -175,8 +176,8 @@ unsafe impl Send for State {}
 /// let page = granted.try_revoke().unwrap();
 /// drop(page);
 /// ```
-pub struct GrantTable<'p, P: Platform> {
-    platform: &'p P,
+pub struct GrantTable<P: Platform> {
+    platform: P,
     version: Version,
     max_frames: u32,
     frames: TableFrames,
@@ -185,19 +186,23 @@ pub struct GrantTable<'p, P: Platform> {
     pub(crate) state: SpinLock<State>,
 }
 
-// SAFETY: the table's mutable state is behind a spin lock; the window and
-// frame pointers are only used for atomic or volatile accesses to entries
-// the caller owns (see `shared`), and `&P` may be shared when `P: Sync`.
-unsafe impl<P: Platform + Sync> Sync for GrantTable<'_, P> {}
-// SAFETY: as above; moving the table moves ownership of its pages.
-unsafe impl<P: Platform + Sync> Send for GrantTable<'_, P> {}
+// SAFETY: every `&self` method either takes the spin lock before touching
+// the mutable state, reads immutable fields, or accesses grant entries
+// through atomics (`TableFrames`: header words and status words are
+// `AtomicU32`/`AtomicU16`; the frame field is written only for an entry the
+// caller exclusively owns, before it is published) — sound from any thread;
+// the platform is used through `&P`, shareable when `P: Sync`.
+unsafe impl<P: Platform + Sync> Sync for GrantTable<P> {}
+// SAFETY: as above; moving the table moves ownership of its pages and the
+// platform handle (`P: Send`).
+unsafe impl<P: Platform + Send> Send for GrantTable<P> {}
 
 /// Number of v2 status frames covering `grant_frames` grant frames.
 const fn status_frames_for(grant_frames: u32) -> u32 {
     (grant_frames * Version::V2.entries_per_frame()).div_ceil(STATUS_PER_FRAME)
 }
 
-impl<'p, P: Platform> GrantTable<'p, P> {
+impl<P: Platform> GrantTable<P> {
     /// Selects the table version (`GNTTABOP_set_version`), asks Xen for the
     /// table's size (`GNTTABOP_query_size`), reserves address space for the
     /// largest table allowed and maps `initial_frames` frames:
@@ -212,10 +217,10 @@ impl<'p, P: Platform> GrantTable<'p, P> {
     /// Entries found in use in frames that already existed (left by an
     /// earlier instance, say) are never handed out; references
     /// `0..GNTTAB_NR_RESERVED_ENTRIES` never are either.
-    pub fn new(platform: &'p P, config: Config) -> Result<Self, GrantError> {
+    pub fn new(platform: P, config: Config) -> Result<Self, GrantError> {
         let version = config.version;
-        set_version(platform, version)?;
-        let (_, xen_max) = query_size(platform)?;
+        set_version(&platform, version)?;
+        let (_, xen_max) = query_size(&platform)?;
         let mut max_frames = xen_max
             .min(config.max_frames)
             .min(MAX_REFS / version.entries_per_frame());
@@ -260,13 +265,13 @@ impl<'p, P: Platform> GrantTable<'p, P> {
             release_windows();
             return Err(GrantError::Platform(PlatformError::Unsupported));
         }
-        let Some(mut links) = Links::new(platform) else {
+        let Some(mut links) = Links::new(&platform) else {
             release_windows();
             return Err(GrantError::Platform(PlatformError::Exhausted));
         };
-        let Some(deferred) = Deferred::new(platform, config.deferred_capacity) else {
+        let Some(deferred) = Deferred::new(&platform, config.deferred_capacity) else {
             // SAFETY: allocated from `platform` above, not used again.
-            unsafe { links.free(platform) };
+            unsafe { links.free(&platform) };
             release_windows();
             return Err(GrantError::Platform(PlatformError::Exhausted));
         };
@@ -310,8 +315,8 @@ impl<'p, P: Platform> GrantTable<'p, P> {
     }
 
     /// The platform (domain) this table belongs to.
-    pub fn platform(&self) -> &'p P {
-        self.platform
+    pub fn platform(&self) -> &P {
+        &self.platform
     }
 
     /// The table's version.
@@ -342,8 +347,11 @@ impl<'p, P: Platform> GrantTable<'p, P> {
 
     /// Map, unmap and copy grants of other domains through this table's
     /// platform.
-    pub fn foreign(&self) -> ForeignGrants<'p, P> {
-        ForeignGrants::new(self.platform)
+    pub fn foreign(&self) -> ForeignGrants<P>
+    where
+        P: Clone,
+    {
+        ForeignGrants::new(self.platform.clone())
     }
 
     /// Allocates one grant reference, growing the table if needed.
@@ -359,12 +367,11 @@ impl<'p, P: Platform> GrantTable<'p, P> {
     /// assert_ne!(a.gref(), b.gref());
     /// drop(a); // back to the free list
     /// ```
-    pub fn alloc_ref(&self) -> Result<OwnedRef<'_, 'p, P>, GrantError> {
-        let gref = {
-            let mut st = self.state.lock();
-            self.pop_free(&mut st)?
-        };
-        Ok(OwnedRef::new(self, gref))
+    pub fn alloc_ref(&self) -> Result<OwnedRef<&Self>, GrantError>
+    where
+        P: Clone,
+    {
+        TableHandle::alloc_ref(self)
     }
 
     /// Takes `n` references at once (growing the table if needed), so that
@@ -383,27 +390,11 @@ impl<'p, P: Platform> GrantTable<'p, P> {
     /// drop(batch); // the other two return to the free list
     /// # drop(first);
     /// ```
-    pub fn reserve(&self, n: u32) -> Result<Reservation<'_, 'p, P>, GrantError> {
-        let mut st = self.state.lock();
-        while st.free_count < n {
-            if st.nr_frames >= self.max_frames {
-                return Err(GrantError::TableFull);
-            }
-            let target = st.nr_frames + 1;
-            self.grow(&mut st, target)?;
-        }
-        if n == 0 {
-            return Ok(Reservation::new(self, NONE, NONE, 0));
-        }
-        let head = st.free_head;
-        let mut tail = head;
-        for _ in 1..n {
-            tail = st.links.get(tail);
-        }
-        st.free_head = st.links.get(tail);
-        st.links.set(tail, NONE);
-        st.free_count -= n;
-        Ok(Reservation::new(self, head, tail, n))
+    pub fn reserve(&self, n: u32) -> Result<Reservation<&Self>, GrantError>
+    where
+        P: Clone,
+    {
+        TableHandle::reserve(self, n)
     }
 
     /// Grants domain `domid` access to `page`, moving the page into the
@@ -429,19 +420,33 @@ impl<'p, P: Platform> GrantTable<'p, P> {
     /// let (err, _page) = table.grant_access(Page::new(&other).unwrap(), 0, Access::ReadOnly).unwrap_err();
     /// assert_eq!(err, GrantError::ForeignPage);
     /// ```
+    #[allow(clippy::result_large_err)]
     pub fn grant_access(
         &self,
-        page: Page<'p, P>,
+        page: Page<P>,
         domid: DomId,
         access: Access,
-    ) -> Result<Granted<'_, 'p, P>, (GrantError, Page<'p, P>)> {
-        if let Err(e) = self.check_page(&page) {
-            return Err((e, page));
-        }
-        match self.alloc_ref() {
-            Ok(r) => r.grant(page, domid, access),
-            Err(e) => Err((e, page)),
-        }
+    ) -> Result<Granted<&Self>, (GrantError, Page<P>)>
+    where
+        P: Clone,
+    {
+        TableHandle::grant_access(self, page, domid, access)
+    }
+
+    /// Allocates `count` (1 to [`MAX_GRANT_PAGES`](crate::MAX_GRANT_PAGES))
+    /// contiguous zeroed pages and grants each to `domid`, references in
+    /// page order: the memory of a multi-page ring (`ring-page-order`).
+    /// See [`GrantedPages`].
+    pub fn grant_pages(
+        &self,
+        count: usize,
+        domid: DomId,
+        access: Access,
+    ) -> Result<GrantedPages<&Self>, GrantError>
+    where
+        P: Clone,
+    {
+        TableHandle::grant_pages(self, count, domid, access)
     }
 
     /// Retries up to `budget` deferred revocations, oldest first (those
@@ -459,14 +464,50 @@ impl<'p, P: Platform> GrantTable<'p, P> {
 
     // --- crate-internal -------------------------------------------------------
 
-    pub(crate) fn check_page(&self, page: &Page<'p, P>) -> Result<(), GrantError> {
-        if !core::ptr::eq(page.platform(), self.platform) {
+    pub(crate) fn check_page(&self, page: &Page<P>) -> Result<(), GrantError> {
+        if domain_key(page.platform()) != domain_key(&self.platform) {
             return Err(GrantError::ForeignPage);
         }
-        if self.version == Version::V1 && page.frame() > u64::from(u32::MAX) {
+        if !self.frame_fits(page.frame()) {
             return Err(GrantError::FrameTooLarge);
         }
         Ok(())
+    }
+
+    /// Whether `frame` fits an entry of this table's version.
+    pub(crate) fn frame_fits(&self, frame: u64) -> bool {
+        self.version == Version::V2 || frame <= u64::from(u32::MAX)
+    }
+
+    /// Allocates one reference, growing the table if needed.
+    pub(crate) fn pop_free_ref(&self) -> Result<GrantRef, GrantError> {
+        let mut st = self.state.lock();
+        self.pop_free(&mut st)
+    }
+
+    /// Takes `n` references off the free list (growing the table if
+    /// needed) as a private list `head..=tail`.
+    pub(crate) fn take_reserved(&self, n: u32) -> Result<(u32, u32), GrantError> {
+        let mut st = self.state.lock();
+        while st.free_count < n {
+            if st.nr_frames >= self.max_frames {
+                return Err(GrantError::TableFull);
+            }
+            let target = st.nr_frames + 1;
+            self.grow(&mut st, target)?;
+        }
+        if n == 0 {
+            return Ok((NONE, NONE));
+        }
+        let head = st.free_head;
+        let mut tail = head;
+        for _ in 1..n {
+            tail = st.links.get(tail);
+        }
+        st.free_head = st.links.get(tail);
+        st.links.set(tail, NONE);
+        st.free_count -= n;
+        Ok((head, tail))
     }
 
     fn pop_free(&self, st: &mut State) -> Result<GrantRef, GrantError> {
@@ -520,108 +561,10 @@ impl<'p, P: Platform> GrantTable<'p, P> {
         st.free_count += n;
     }
 
-    /// Writes entry `gref` and publishes it.
-    pub(crate) fn write_entry(&self, gref: GrantRef, frame: u64, domid: DomId, access: Access) {
-        let mut flags = GrantFlags::PERMIT_ACCESS;
-        if access == Access::ReadOnly {
-            flags |= GrantFlags::READONLY;
-        }
-        // SAFETY: `gref` is allocated, so its frame is mapped; its flags are
-        // 0 (never granted or revoked), so Xen ignores the frame field until
-        // the header store below; v1 frames were checked to fit 32 bits.
-        unsafe { self.frames.write_frame(gref, frame) };
-        // SAFETY: as above. The release store orders the frame (and the
-        // domid, in the same word) before the flags that make Xen use them.
-        let header = unsafe { self.frames.header(gref) };
-        header.store(
-            header_word(flags.bits(), domid),
-            core::sync::atomic::Ordering::Release,
-        );
-    }
-
-    /// Ends foreign access to entry `gref` the way Xen requires.
-    ///
-    /// * v1: compare-exchange the flags from "permit, not reading/writing" to
-    ///   0; fails if Xen shows `GTF_reading`/`GTF_writing`. Retried only when
-    ///   the exchange failed because Xen changed the flags, at most
-    ///   `CAS_ATTEMPTS` times (a peer mapping and unmapping in a loop cannot
-    ///   hold us here).
-    /// * v2: clear the flags except `GTF_readonly` (so no new mapping can
-    ///   start, and a peer still mapping read-only cannot add a writable
-    ///   mapping), full barrier, then read the status word: in use if
-    ///   `GTF_reading`/`GTF_writing`; otherwise clear `GTF_readonly` too.
-    ///   Clearing is idempotent, so retrying later is the same call.
-    pub(crate) fn end_access(&self, gref: GrantRef) -> Result<(), InUse> {
-        use core::sync::atomic::{Ordering, fence};
-        const CAS_ATTEMPTS: usize = 64;
-        let busy = (GrantFlags::READING | GrantFlags::WRITING).bits();
-        // SAFETY: `gref` is allocated (granted), so its frame is mapped.
-        let header = unsafe { self.frames.header(gref) };
-        match self.version {
-            Version::V1 => {
-                let mut cur = header.load(Ordering::Acquire);
-                for _ in 0..CAS_ATTEMPTS {
-                    let flags = header_flags(cur);
-                    if flags & busy != 0 {
-                        return Err(InUse::from_flags(flags));
-                    }
-                    // Clear the flags, keep the domid half as it is.
-                    let new = cur & header_word(0, u16::MAX);
-                    match header.compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire) {
-                        Ok(_) => return Ok(()),
-                        Err(seen) => cur = seen,
-                    }
-                }
-                Err(InUse::from_flags(header_flags(cur)))
-            }
-            Version::V2 => {
-                // Clear the type (no new mapping or copy can start) but keep
-                // `GTF_readonly`: Xen lets a peer that still maps the page
-                // add mappings checking only that bit, so clearing it too
-                // would let a read-only mapper upgrade to a writable one.
-                let keep = header_word(GrantFlags::READONLY.bits(), u16::MAX);
-                header.fetch_and(keep, Ordering::SeqCst);
-                fence(Ordering::SeqCst);
-                // SAFETY: v2, and `gref`'s status frame is mapped with its frame.
-                let status = unsafe { self.frames.status(gref) };
-                let s = status.map_or(0, |s| s.load(Ordering::Acquire));
-                if s & busy != 0 {
-                    return Err(InUse::from_flags(s));
-                }
-                // Nothing pins the entry and none can start: clear the rest.
-                header.fetch_and(header_word(0, u16::MAX), Ordering::Release);
-                Ok(())
-            }
-        }
-    }
-
-    /// Whether Xen currently shows entry `gref` as read or written by the peer.
-    pub(crate) fn usage(&self, gref: GrantRef) -> InUse {
-        use core::sync::atomic::Ordering;
-        match self.version {
-            Version::V1 => {
-                // SAFETY: `gref` is granted, so its frame is mapped.
-                let header = unsafe { self.frames.header(gref) };
-                InUse::from_flags(header_flags(header.load(Ordering::Acquire)))
-            }
-            Version::V2 => {
-                // SAFETY: `gref` is granted, so its frame and status frame are mapped.
-                let status = unsafe { self.frames.status(gref) };
-                InUse::from_flags(status.map_or(0, |s| s.load(Ordering::Acquire)))
-            }
-        }
-    }
-
-    /// Puts a grant whose revocation failed on the deferred list (or leaks
-    /// it, counted, when the list is full). Never frees the page.
-    pub(crate) fn defer(&self, gref: GrantRef, page: NonNull<u8>, frame: u64) {
+    /// Puts granted memory whose revocation failed on the deferred list (or
+    /// leaks it, counted, when the list is full). Never frees the pages.
+    pub(crate) fn defer(&self, slot: Slot) {
         let mut st = self.state.lock();
-        let slot = Slot {
-            gref,
-            _pad: 0,
-            page: page.as_ptr() as usize,
-            frame,
-        };
         match st.deferred.push_back(slot) {
             Ok(()) => st.deferred.stats.deferred += 1,
             Err(_) => st.deferred.stats.leaked += 1,
@@ -631,10 +574,16 @@ impl<'p, P: Platform> GrantTable<'p, P> {
     fn retry_locked(&self, st: &mut State, budget: usize) -> RetryOutcome {
         let mut freed = 0;
         for _ in 0..budget.min(st.deferred.len()) {
-            let Some(slot) = st.deferred.pop_front() else {
+            let Some(mut slot) = st.deferred.pop_front() else {
                 break;
             };
-            if self.end_access(slot.gref).is_err() {
+            for (i, &r) in slot.refs.iter().enumerate().take(slot.count as usize) {
+                if slot.pending & (1 << i) != 0 && self.end_access(r).is_ok() {
+                    Self::free_locked(st, r);
+                    slot.pending &= !(1 << i);
+                }
+            }
+            if slot.pending != 0 {
                 st.deferred.stats.failed_retries += 1;
                 // Cannot fail: a slot was just taken out.
                 if st.deferred.push_back(slot).is_err() {
@@ -642,14 +591,13 @@ impl<'p, P: Platform> GrantTable<'p, P> {
                 }
                 continue;
             }
-            Self::free_locked(st, slot.gref);
             st.deferred.stats.freed += 1;
             freed += 1;
             if let Some(ptr) = NonNull::new(slot.page as *mut u8) {
-                // SAFETY: the slot holds a page from `alloc_pages(1)` on this
-                // table's platform with its frame (it was a `Page`); access
-                // has just been ended, so no domain uses it.
-                drop(unsafe { Page::from_raw(self.platform, ptr, slot.frame) });
+                // SAFETY: the slot holds memory from `alloc_pages(count)` on
+                // this table's platform (a `Page` or a `GrantedPages`); access
+                // has been ended for every page, so no domain uses it.
+                unsafe { self.platform.free_pages(ptr, slot.count as usize) };
             }
         }
         RetryOutcome {
@@ -666,7 +614,7 @@ impl<'p, P: Platform> GrantTable<'p, P> {
             return Ok(());
         }
         let epf = self.version.entries_per_frame();
-        if !st.links.ensure(self.platform, target * epf) {
+        if !st.links.ensure(&self.platform, target * epf) {
             return Err(GrantError::Platform(PlatformError::Exhausted));
         }
         let status_target = match self.version {
@@ -678,7 +626,7 @@ impl<'p, P: Platform> GrantTable<'p, P> {
                 for f in st.nr_frames..target {
                     if st.mapped_frames <= f {
                         let gfn = self.grant_window.gfn(f as usize);
-                        add_to_physmap(self.platform, u64::from(f), gfn)?;
+                        add_to_physmap(&self.platform, u64::from(f), gfn)?;
                         st.mapped_frames = f + 1;
                     }
                     // Then the status frame covering frame `f` (v2), before
@@ -687,7 +635,7 @@ impl<'p, P: Platform> GrantTable<'p, P> {
                         let s = st.nr_status_frames;
                         let gfn = self.status_window.and_then(|w| w.gfn(s as usize));
                         let idx = u64::from(s) | XENMAPIDX_GRANT_TABLE_STATUS;
-                        add_to_physmap(self.platform, idx, gfn)?;
+                        add_to_physmap(&self.platform, idx, gfn)?;
                         st.nr_status_frames += 1;
                     }
                     self.add_frame(st, f);
@@ -733,75 +681,11 @@ impl<'p, P: Platform> GrantTable<'p, P> {
             st.free_count += 1;
         }
     }
-
-    /// Whether entry `r` (in a mapped frame) is granted or used already.
-    fn entry_in_use(&self, r: GrantRef) -> bool {
-        use core::sync::atomic::Ordering;
-        let live = (GrantFlags::TYPE_MASK | GrantFlags::READING | GrantFlags::WRITING).bits();
-        // SAFETY: `r` lies in a frame mapped just now.
-        let header = unsafe { self.frames.header(r) };
-        if header_flags(header.load(Ordering::Acquire)) & live != 0 {
-            return true;
-        }
-        // SAFETY: as above; for v2 its status frame was mapped before it.
-        let status = unsafe { self.frames.status(r) };
-        status.is_some_and(|s| s.load(Ordering::Acquire) != 0)
-    }
-
-    /// PV: `GNTTABOP_setup_table` for `nr` frames, then maps all of them at
-    /// the start of the grant window.
-    fn pv_setup(&self, nr: u32) -> Result<(), GrantError> {
-        let mut frames = Scratch::new(self.platform, nr as usize)?;
-        let mut op = GnttabSetupTable {
-            dom: DOMID_SELF,
-            nr_frames: nr,
-            frame_list: GuestHandle::from_mut_ptr(frames.as_mut_ptr()),
-            ..Default::default()
-        };
-        // SAFETY: `op` is a valid gnttab_setup_table living across the call;
-        // its frame list has room for `nr` frames (Scratch::new(nr)).
-        let rc = unsafe { grant_table_op(self.platform, GNTTABOP_SETUP_TABLE, &raw mut op, 1) };
-        if rc < 0 {
-            return Err(GrantError::Hypercall(rc));
-        }
-        OpError::check(op.status)?;
-        // SAFETY: Xen filled `nr` machine frames of our own grant table; the
-        // window has `max_frames >= nr` pages.
-        unsafe {
-            self.platform
-                .map_machine_frames(&self.grant_window, frames.as_slice())
-        }
-        .map_err(GrantError::Platform)
-    }
-
-    /// PV v2: `GNTTABOP_get_status_frames` for `nr` frames, mapped at the
-    /// start of the status window.
-    fn pv_status(&self, window: &Window, nr: u32) -> Result<(), GrantError> {
-        let mut frames = Scratch::new(self.platform, nr as usize)?;
-        let mut op = GnttabGetStatusFrames {
-            nr_frames: nr,
-            dom: DOMID_SELF,
-            status: 0,
-            frame_list: GuestHandle::from_mut_ptr(frames.as_mut_ptr()),
-        };
-        // SAFETY: `op` is valid and lives across the call; its list has room
-        // for `nr` frames.
-        let rc =
-            unsafe { grant_table_op(self.platform, GNTTABOP_GET_STATUS_FRAMES, &raw mut op, 1) };
-        if rc < 0 {
-            return Err(GrantError::Hypercall(rc));
-        }
-        OpError::check(op.status)?;
-        // SAFETY: Xen filled `nr` status frames of our own table; the status
-        // window covers every status frame of `max_frames` grant frames.
-        unsafe { self.platform.map_machine_frames(window, frames.as_slice()) }
-            .map_err(GrantError::Platform)
-    }
 }
 
-impl<P: Platform> Drop for GrantTable<'_, P> {
+impl<P: Platform> Drop for GrantTable<P> {
     fn drop(&mut self) {
-        let platform = self.platform;
+        let platform = &self.platform;
         let mut st = self.state.lock();
         // One last chance for deferred grants; what remains stays granted
         // for good: its pages are leaked, never freed.
@@ -847,7 +731,7 @@ impl<P: Platform> Drop for GrantTable<'_, P> {
     }
 }
 
-impl<P: Platform> fmt::Debug for GrantTable<'_, P> {
+impl<P: Platform> fmt::Debug for GrantTable<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let st = self.state.lock();
         f.debug_struct("GrantTable")
@@ -858,141 +742,4 @@ impl<P: Platform> fmt::Debug for GrantTable<'_, P> {
             .field("deferred", &st.deferred.stats)
             .finish_non_exhaustive()
     }
-}
-
-/// A temporary list of frame numbers in platform pages (for PV setup).
-struct Scratch<'p, P: Platform> {
-    platform: &'p P,
-    base: NonNull<XenPfn>,
-    pages: usize,
-    len: usize,
-}
-
-impl<'p, P: Platform> Scratch<'p, P> {
-    fn new(platform: &'p P, len: usize) -> Result<Self, GrantError> {
-        let pages = (len * 8).div_ceil(PAGE_SIZE).max(1);
-        let base = platform
-            .alloc_pages(pages)
-            .ok_or(GrantError::Platform(PlatformError::Exhausted))?;
-        Ok(Self {
-            platform,
-            base: base.cast(),
-            pages,
-            len,
-        })
-    }
-
-    fn as_mut_ptr(&mut self) -> *mut XenPfn {
-        self.base.as_ptr()
-    }
-
-    fn as_slice(&self) -> &[XenPfn] {
-        // SAFETY: `len` frames fit in the pages (zeroed by the platform, so
-        // initialised); only Xen wrote them, during a hypercall that has
-        // returned, and nothing writes them while the slice lives.
-        unsafe { core::slice::from_raw_parts(self.base.as_ptr(), self.len) }
-    }
-}
-
-impl<P: Platform> Drop for Scratch<'_, P> {
-    fn drop(&mut self) {
-        // SAFETY: from `alloc_pages(pages)` on this platform, never shared
-        // with another domain, not used after this.
-        unsafe { self.platform.free_pages(self.base.cast(), self.pages) };
-    }
-}
-
-/// `HYPERVISOR_grant_table_op(cmd, op, count)`.
-///
-/// # Safety
-/// `op` points at `count` valid operation structures for `cmd` (including
-/// every pointer and address inside them), alive for the call.
-pub(crate) unsafe fn grant_table_op<P: Platform, T>(
-    platform: &P,
-    cmd: u32,
-    op: *mut T,
-    count: u32,
-) -> i64 {
-    let args = [u64::from(cmd), op as u64, u64::from(count), 0, 0];
-    // SAFETY: forwarded contract.
-    unsafe { platform.hypercall(HYPERVISOR_GRANT_TABLE_OP, args) }
-}
-
-fn set_version<P: Platform>(platform: &P, version: Version) -> Result<(), GrantError> {
-    let mut op = GnttabSetVersion {
-        version: version.number(),
-    };
-    // SAFETY: a valid gnttab_set_version living across the call.
-    let rc = unsafe { grant_table_op(platform, GNTTABOP_SET_VERSION, &raw mut op, 1) };
-    if rc < 0 {
-        return Err(GrantError::Hypercall(rc));
-    }
-    if op.version != version.number() {
-        return Err(GrantError::VersionRefused {
-            requested: version,
-            in_use: op.version,
-        });
-    }
-    Ok(())
-}
-
-fn query_size<P: Platform>(platform: &P) -> Result<(u32, u32), GrantError> {
-    let mut op = GnttabQuerySize {
-        dom: DOMID_SELF,
-        ..Default::default()
-    };
-    // SAFETY: a valid gnttab_query_size living across the call.
-    let rc = unsafe { grant_table_op(platform, GNTTABOP_QUERY_SIZE, &raw mut op, 1) };
-    if rc < 0 {
-        return Err(GrantError::Hypercall(rc));
-    }
-    OpError::check(op.status)?;
-    Ok((op.nr_frames, op.max_nr_frames))
-}
-
-fn add_to_physmap<P: Platform>(platform: &P, idx: u64, gfn: Option<u64>) -> Result<(), GrantError> {
-    let gfn = gfn.ok_or(GrantError::Platform(PlatformError::Unsupported))?;
-    let mut xatp = XenAddToPhysmap {
-        domid: DOMID_SELF,
-        space: XENMAPSPACE_GRANT_TABLE,
-        idx,
-        gpfn: gfn,
-        ..Default::default()
-    };
-    let args = [
-        u64::from(XENMEM_ADD_TO_PHYSMAP),
-        (&raw mut xatp) as u64,
-        0,
-        0,
-        0,
-    ];
-    // SAFETY: a valid xen_add_to_physmap living across the call; the target
-    // frame is in a window the platform set aside for Xen to populate.
-    let rc = unsafe { platform.hypercall(HYPERVISOR_MEMORY_OP, args) };
-    if rc < 0 {
-        return Err(GrantError::Hypercall(rc));
-    }
-    Ok(())
-}
-
-fn remove_from_physmap<P: Platform>(platform: &P, gfn: u64) -> Result<(), GrantError> {
-    let mut xrfp = XenRemoveFromPhysmap {
-        domid: DOMID_SELF,
-        gpfn: gfn,
-        ..Default::default()
-    };
-    let args = [
-        u64::from(XENMEM_REMOVE_FROM_PHYSMAP),
-        (&raw mut xrfp) as u64,
-        0,
-        0,
-        0,
-    ];
-    // SAFETY: a valid xen_remove_from_physmap living across the call; the
-    // frame is one Xen placed in our window and nothing uses it any more.
-    let rc = unsafe { platform.hypercall(HYPERVISOR_MEMORY_OP, args) };
-    if rc < 0 {
-        return Err(GrantError::Hypercall(rc));
-    }
-    Ok(())
 }
