@@ -17,7 +17,7 @@ use std::fmt::Debug;
 use xenpv_evtchn::{Config as EventConfig, EventChannels, Outcome};
 use xenpv_grant::{Access, Config as GrantConfig, ForeignGrants, GrantTable, MapRequest, Page};
 use xenpv_mock::{DomainConfig, Xen};
-use xenpv_ring::{BackRing, FrontRing, RingProtocol, SharedRing};
+use xenpv_ring::{BackRing, FrontRing, RingProtocol};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 const ROUNDS: u32 = 8;
@@ -105,15 +105,12 @@ fn main() -> Result<(), String> {
         String::from_utf8_lossy(&seen)
     );
 
-    // 3. Ping-pong over a shared ring on that page.
-    {
-        // SAFETY: the granted page outlives the ring (this block), and is only
-        // accessed through the ring ends meanwhile.
-        let f = unsafe { SharedRing::<PingPong>::new(granted.as_ptr(), 1) };
-        // SAFETY: likewise for the backend's mapping of the same page.
-        let b = unsafe { SharedRing::<PingPong>::new(mapped.as_ptr(), 1) };
-        let mut ring = FrontRing::new(f.map_err(err)?);
-        let mut back_ring = BackRing::new(b.map_err(err)?);
+    // 3. Ping-pong over a shared ring on that page. Each ring owns its end's
+    //    memory (the grant, the mapping): neither can be revoked or unmapped
+    //    until the ring is taken apart.
+    let (granted, mapped) = {
+        let mut ring = FrontRing::<PingPong, _>::init(granted).map_err(|(e, _)| err(e))?;
+        let mut back_ring = BackRing::<PingPong, _>::init(mapped).map_err(|(e, _)| err(e))?;
         let (mut next, mut answered) = (0u32, 0u32);
         for round in 1..=ROUNDS {
             let batch = round % 3 + 1;
@@ -174,7 +171,8 @@ fn main() -> Result<(), String> {
             );
         }
         println!("{answered} pongs for {next} pings");
-    }
+        (ring.into_inner(), back_ring.into_inner())
+    };
     let stats = xen.stats();
     println!(
         "events: dom{fd}:{} sent {}, dom{bd}:{} received {} (one more: Xen raises one at bind); \
