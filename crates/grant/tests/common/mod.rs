@@ -7,7 +7,6 @@
 //! granted nor mapped by the peer.
 #![allow(dead_code)]
 
-use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::collections::HashMap;
 use std::ptr::NonNull;
 use std::sync::Mutex;
@@ -25,15 +24,24 @@ const GRANT_MFN_BASE: u64 = 0x8_0000;
 const STATUS_MFN_BASE: u64 = 0x9_0000;
 const BUSY: u16 = GrantFlags::READING.bits() | GrantFlags::WRITING.bits();
 
-fn page_layout(pages: usize) -> Layout {
-    Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE).unwrap()
-}
+/// Regions handed out, kept alive until freed: the fake's pages are the
+/// shared test-page buffers (`xenpv_shmem::TestPages`).
+static REGIONS: Mutex<Option<HashMap<usize, xenpv_shmem::TestPages>>> = Mutex::new(None);
 
 fn alloc_region(pages: usize) -> usize {
-    // SAFETY: non-zero size (callers pass pages >= 1), valid layout.
-    let p = unsafe { alloc_zeroed(page_layout(pages)) };
-    assert!(!p.is_null());
-    p as usize
+    let region = xenpv_shmem::TestPages::new(pages);
+    let addr = region.as_ptr().as_ptr() as usize;
+    REGIONS
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .insert(addr, region);
+    addr
+}
+
+fn free_region(addr: usize) {
+    let region = REGIONS.lock().unwrap().as_mut().and_then(|m| m.remove(&addr));
+    assert!(region.is_some(), "freeing {addr:#x}, never allocated");
 }
 
 /// One grant-table or status frame of the fake Xen: its contents live at
@@ -180,8 +188,7 @@ unsafe impl Platform for Fake {
             g.ram.remove(&(b + i * PAGE_SIZE));
         }
         g.pages_allocated -= count;
-        // SAFETY: allocated by `alloc_region(count)` at this address.
-        unsafe { dealloc(b as *mut u8, page_layout(count)) };
+        free_region(b);
     }
 
     fn frame_of(&self, page: NonNull<u8>) -> Option<u64> {
