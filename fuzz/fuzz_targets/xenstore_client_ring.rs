@@ -3,9 +3,9 @@
 //! request ring and writes input-chosen bytes into the reply ring, or
 //! scribbles arbitrary values over the ring indices.
 //!
-//! Invariants: no panic, every call returns (bounded by `max_waits`), a
-//! client that reported a broken connection stays broken, and the event
-//! queue never exceeds its capacity.
+//! Invariants: no panic, every call returns (bounded by `max_waits` and
+//! `max_messages`), a client that reported a broken connection stays
+//! broken, and the event queue never exceeds its capacity.
 #![no_main]
 
 use std::cell::RefCell;
@@ -117,6 +117,7 @@ fuzz_target!(|data: &[u8]| {
     let config = Config {
         event_capacity: CAPACITY,
         max_waits: 16,
+        max_messages: 64,
         max_tx_retries: 3,
     };
     let mut xs = Client::new(RingTransport::new(req_p, rsp_c, hooks), config);

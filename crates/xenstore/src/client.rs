@@ -1,5 +1,6 @@
 //! The xenstore client: one request at a time, replies matched by request id,
-//! watch events queued in a bounded queue.
+//! watch events queued in a bounded queue, and every call bounded in the
+//! waits it makes and the messages it reads, whatever xenstored sends.
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -17,6 +18,23 @@ use crate::wire::{
 };
 
 /// Why a client operation failed.
+///
+/// Two kinds of failure leave the connection usable and say nothing about
+/// whether a request took effect: [`Error::Stalled`] (xenstored stayed
+/// silent) and [`Error::Flooded`] (xenstored kept sending other messages).
+/// A caller may retry them later; the protocol and transport failures break
+/// the connection for good.
+///
+/// ```
+/// use xenpv_xenstore::Error;
+/// use xenpv_xenstore::wire::XsError;
+/// fn worth_retrying(e: &Error) -> bool {
+///     matches!(e, Error::Stalled | Error::Flooded | Error::Xs(XsError::Again))
+/// }
+/// assert!(worth_retrying(&Error::Flooded));
+/// assert!(!worth_retrying(&Error::Broken));
+/// assert_eq!(Error::Stalled.to_string(), "xenstored does not answer");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -30,11 +48,20 @@ pub enum Error {
     Protocol(WireError),
     /// The transport failed. The connection is now broken.
     Transport(TransportError),
-    /// xenstored made no progress for `Config::max_waits` waits. If this
+    /// The call waited [`Config::max_waits`] times without getting what it
+    /// waits for (its reply, room to send, or a watch event). If this
     /// happened in the middle of sending a message, the connection is broken;
     /// otherwise a late reply is discarded when it arrives, and whether the
     /// request took effect is unknown.
     Stalled,
+    /// The call read [`Config::max_messages`] messages (stray replies, watch
+    /// events) without getting what it waits for: xenstored keeps talking
+    /// but does not answer. Watch events read meanwhile are queued as usual
+    /// (up to [`Config::event_capacity`]). As for [`Error::Stalled`], the
+    /// connection is broken only if this happened in the middle of sending a
+    /// message; otherwise the reply, if it ever comes, is discarded as stray,
+    /// and whether the request took effect is unknown.
+    Flooded,
     /// An earlier protocol or transport failure broke the connection.
     Broken,
     /// A transaction kept conflicting (`EAGAIN`) beyond
@@ -52,6 +79,7 @@ impl fmt::Display for Error {
             Self::Protocol(e) => write!(f, "xenstore protocol violation: {e}"),
             Self::Transport(e) => write!(f, "xenstore transport: {e}"),
             Self::Stalled => f.write_str("xenstored does not answer"),
+            Self::Flooded => f.write_str("xenstored sends other messages but does not answer"),
             Self::Broken => f.write_str("xenstore connection is broken"),
             Self::TooManyRetries => f.write_str("transaction kept conflicting"),
             Self::BadValue(e) => write!(f, "malformed value: {e}"),
@@ -68,23 +96,52 @@ impl From<XsError> for Error {
 }
 
 /// Client limits.
+///
+/// Each call of the client (a request, [`Client::poll_events`],
+/// [`Client::wait_event`]) ends after at most `max_waits` waits and
+/// `max_messages` messages read, whatever xenstored sends or does not send:
+/// its time is bounded by `max_waits` times the transport's wait plus the
+/// handling of `max_messages` messages of at most
+/// [`MESSAGE_MAX`](crate::wire::MESSAGE_MAX) bytes each.
+/// [`Client::transaction`] makes at most `max_tx_retries + 1` attempts of
+/// such calls.
+///
+/// ```
+/// use xenpv_xenstore::Config;
+/// // A guest whose wait hook sleeps up to 5 ms: give up on a silent
+/// // xenstored after about 5 s, and on a chatty one after 1024 messages.
+/// let config = Config { max_waits: 1000, max_messages: 1024, ..Config::DEFAULT };
+/// assert_eq!(config.event_capacity, 64);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Watch events kept until the caller takes them; beyond this, events are
     /// dropped and counted ([`Client::dropped_events`]). At least 1.
     pub event_capacity: usize,
-    /// Consecutive [`Transport::wait`]s without progress before
-    /// [`Error::Stalled`].
+    /// [`Transport::wait`]s one call may make, in total, before
+    /// [`Error::Stalled`]. Bytes arriving do not reset the count, so a peer
+    /// that trickles a byte per wait cannot stretch a call either.
     pub max_waits: u32,
+    /// Messages one call may read before [`Error::Flooded`]: its reply, and
+    /// the stray replies and watch events before it. At least 1 (0 is taken
+    /// as 1).
+    pub max_messages: u32,
     /// Retries of a transaction that ends with `EAGAIN`.
     pub max_tx_retries: u32,
 }
 
 impl Config {
-    /// 64 events, 1000 waits, 16 retries.
+    /// 64 events, 1000 waits and 4096 messages per call, 16 retries.
+    ///
+    /// 4096 messages is far more than the reply plus the watch events an
+    /// honest xenstored sends during one request (every watch event is read
+    /// and counted even when the queue is full, so a backlog drains a few
+    /// thousand at a time), and caps what a hostile one can make a call
+    /// process at about 16 MiB.
     pub const DEFAULT: Self = Self {
         event_capacity: 64,
         max_waits: 1000,
+        max_messages: 4096,
         max_tx_retries: 16,
     };
 }
@@ -123,8 +180,10 @@ pub struct Stats {
     /// Watch events dropped because the queue was full (since creation).
     pub dropped_events: u64,
     /// Replies whose request id matched nothing outstanding (late replies
-    /// after [`Error::Stalled`]), discarded.
+    /// after [`Error::Stalled`] or [`Error::Flooded`]), discarded.
     pub stray_replies: u64,
+    /// Calls that ended with [`Error::Flooded`].
+    pub floods: u64,
     /// Transaction retries after `EAGAIN`.
     pub tx_retries: u64,
 }
@@ -235,7 +294,9 @@ fn ok(r: Reply<'_>) -> Option<()> {
 /// bounded queue ([`Config::event_capacity`]); when it is full, further
 /// events are dropped and counted ([XSA-349]) — the caller learns from
 /// [`take_dropped_events`](Self::take_dropped_events) that it must re-read
-/// what it watches.
+/// what it watches. No call runs unbounded: each gives up after
+/// [`Config::max_waits`] waits ([`Error::Stalled`]) or
+/// [`Config::max_messages`] messages ([`Error::Flooded`]).
 ///
 /// ```
 /// use xenpv_xenstore::{Client, Config, Store};
@@ -290,11 +351,41 @@ struct Incoming {
     ty: XsdSockmsgType,
 }
 
+/// What [`Client::pump`] reads for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// The reply with this request id.
+    Reply(u32),
+    /// One watch event (queued).
+    Event,
+    /// Whatever is available now.
+    Nothing,
+}
+
+/// What one call may still spend. Every call starts with a fresh budget
+/// from [`Config`], and every loop of the client that peer data can feed
+/// draws on it, so no call outlives `max_waits` waits and `max_messages`
+/// messages, whatever the peer sends.
+struct Budget {
+    waits: u32,
+    messages: u32,
+}
+
+impl Budget {
+    fn new(config: &Config) -> Self {
+        Self {
+            waits: config.max_waits,
+            messages: config.max_messages.max(1),
+        }
+    }
+}
+
 impl<T: Transport> Client<T> {
     /// A client over `transport`.
     pub fn new(transport: T, config: Config) -> Self {
         let config = Config {
             event_capacity: config.event_capacity.max(1),
+            max_messages: config.max_messages.max(1),
             ..config
         };
         Self {
@@ -346,9 +437,19 @@ impl<T: Transport> Client<T> {
         e
     }
 
-    fn send_message(&mut self, len: usize) -> Result<(), Error> {
+    /// Waits once, if the budget allows.
+    fn wait(&mut self, budget: &mut Budget) -> Result<(), Error> {
+        if budget.waits == 0 {
+            return Err(Error::Stalled);
+        }
+        budget.waits -= 1;
+        self.transport
+            .wait()
+            .map_err(|e| self.fail(Error::Transport(e)))
+    }
+
+    fn send_message(&mut self, len: usize, budget: &mut Budget) -> Result<(), Error> {
         let mut sent = 0;
-        let mut waits = 0;
         while sent < len {
             let chunk = self.tx.get(sent..len).unwrap_or(&[]);
             let want = chunk.len();
@@ -358,30 +459,29 @@ impl<T: Transport> Client<T> {
             };
             sent += n;
             if n > 0 {
-                waits = 0;
                 continue;
             }
-            if waits >= self.config.max_waits {
+            // Reading meanwhile keeps a server that is blocked on a full
+            // reply ring going.
+            let waited = self
+                .wait(budget)
+                .and_then(|()| self.pump(Want::Nothing, budget).map(drop));
+            if let Err(e) = waited {
                 if sent > 0 {
                     // Half a message is on the wire: the stream is desynchronised.
                     self.broken = true;
                 }
-                return Err(Error::Stalled);
+                return Err(e);
             }
-            waits += 1;
-            self.transport
-                .wait()
-                .map_err(|e| self.fail(Error::Transport(e)))?;
-            // Reading meanwhile keeps a server that is blocked on a full
-            // reply ring going.
-            self.pump(None)?;
         }
         Ok(())
     }
 
     /// Reads what is available; stops after one complete message and
-    /// returns it. `Ok(None)` with `progress` set when bytes arrived.
-    fn read_message(&mut self, progress: &mut bool) -> Result<Option<Incoming>, Error> {
+    /// returns it, or returns `Ok(None)` when the transport has nothing more
+    /// now (a partial message stays buffered for the next call). Reads at
+    /// most one message's bytes.
+    fn read_message(&mut self) -> Result<Option<Incoming>, Error> {
         loop {
             let need = if self.rx_len < HEADER_LEN {
                 HEADER_LEN
@@ -410,7 +510,6 @@ impl<T: Transport> Client<T> {
             if n == 0 {
                 return Ok(None);
             }
-            *progress = true;
             self.rx_len += n.min(need - start);
         }
     }
@@ -436,21 +535,31 @@ impl<T: Transport> Client<T> {
         Ok(())
     }
 
-    /// Reads available messages: events are queued, replies other than
-    /// `want` are discarded. Returns the header of the wanted reply (its
-    /// payload stays in `rx`), and whether any bytes arrived.
-    fn pump(&mut self, want: Option<u32>) -> Result<(Option<Header>, bool), Error> {
-        let mut progress = false;
-        while let Some(m) = self.read_message(&mut progress)? {
+    /// Reads available messages, each drawn from `budget`: events are
+    /// queued, replies other than the wanted one are counted and discarded.
+    /// Returns the header of the wanted reply (its payload stays in `rx`);
+    /// `Ok(None)` when the transport has nothing more now, or (for
+    /// [`Want::Event`]) once an event was queued; [`Error::Flooded`] when
+    /// the budget runs out first.
+    fn pump(&mut self, want: Want, budget: &mut Budget) -> Result<Option<Header>, Error> {
+        while let Some(m) = self.read_message()? {
+            budget.messages = budget.messages.saturating_sub(1);
             if m.ty == XsdSockmsgType::WatchEvent {
                 self.queue_event(&m.header)?;
-            } else if Some(m.header.req_id) == want {
-                return Ok((Some(m.header), true));
+                if want == Want::Event {
+                    return Ok(None);
+                }
+            } else if want == Want::Reply(m.header.req_id) {
+                return Ok(Some(m.header));
             } else {
                 self.stats.stray_replies += 1;
             }
+            if budget.messages == 0 {
+                self.stats.floods += 1;
+                return Err(Error::Flooded);
+            }
         }
-        Ok((None, progress))
+        Ok(None)
     }
 
     fn transact<R>(
@@ -468,24 +577,13 @@ impl<T: Transport> Client<T> {
             .encode(req_id, tx_id, &mut self.tx)
             .map_err(Error::InvalidArgument)?;
         self.stats.requests += 1;
-        self.send_message(len)?;
-        let mut waits = 0;
+        let mut budget = Budget::new(&self.config);
+        self.send_message(len, &mut budget)?;
         let header = loop {
-            let (got, progress) = self.pump(Some(req_id))?;
-            if let Some(h) = got {
+            if let Some(h) = self.pump(Want::Reply(req_id), &mut budget)? {
                 break h;
             }
-            if progress {
-                waits = 0;
-                continue;
-            }
-            if waits >= self.config.max_waits {
-                return Err(Error::Stalled);
-            }
-            waits += 1;
-            self.transport
-                .wait()
-                .map_err(|e| self.fail(Error::Transport(e)))?;
+            self.wait(&mut budget)?;
         };
         let msg = Message {
             header,
@@ -577,11 +675,16 @@ impl<T: Transport> Client<T> {
 
     /// Reads whatever the transport has now, without waiting, queueing watch
     /// events; returns how many events are queued.
+    ///
+    /// Reads at most [`Config::max_messages`] messages: if more keep coming,
+    /// the events read so far stay queued and the call returns
+    /// [`Error::Flooded`] (the connection stays usable; call again to read
+    /// on).
     pub fn poll_events(&mut self) -> Result<usize, Error> {
         if self.broken {
             return Err(Error::Broken);
         }
-        self.pump(None)?;
+        self.pump(Want::Nothing, &mut Budget::new(&self.config))?;
         Ok(self.events.len())
     }
 
@@ -591,9 +694,12 @@ impl<T: Transport> Client<T> {
         self.events.pop_front()
     }
 
-    /// Waits (bounded, see [`Config::max_waits`]) for a watch event.
+    /// Takes the oldest queued watch event, or reads (and waits) until one
+    /// arrives: at most [`Config::max_waits`] waits ([`Error::Stalled`]) and
+    /// [`Config::max_messages`] messages ([`Error::Flooded`], e.g. stray
+    /// replies that keep coming).
     pub fn wait_event(&mut self) -> Result<OwnedWatchEvent, Error> {
-        let mut waits = 0;
+        let mut budget = Budget::new(&self.config);
         loop {
             if let Some(e) = self.events.pop_front() {
                 return Ok(e);
@@ -601,18 +707,10 @@ impl<T: Transport> Client<T> {
             if self.broken {
                 return Err(Error::Broken);
             }
-            let (_, progress) = self.pump(None)?;
-            if progress || !self.events.is_empty() {
-                waits = 0;
-                continue;
+            self.pump(Want::Event, &mut budget)?;
+            if self.events.is_empty() {
+                self.wait(&mut budget)?;
             }
-            if waits >= self.config.max_waits {
-                return Err(Error::Stalled);
-            }
-            waits += 1;
-            self.transport
-                .wait()
-                .map_err(|e| self.fail(Error::Transport(e)))?;
         }
     }
 

@@ -1,5 +1,6 @@
 //! Entry points for fuzzers (cargo-fuzz, AFL, proptest): hostile xenstored
-//! bytes in, no panic, no hang out.
+//! bytes in, no panic, no hang out. Only with the `fuzz` feature (off by
+//! default): this is test scaffolding, not API for drivers.
 //!
 //! A cargo-fuzz target is one line:
 //!
@@ -63,10 +64,12 @@ pub fn replies(data: &[u8]) {
     let _ = parse_mac(data);
     let _ = parse_unsigned(data, 0..=u64::MAX);
 
-    // The client, with tight limits so that a silent "server" ends quickly.
+    // The client, with tight limits so that a silent or chatty "server" ends
+    // quickly.
     let config = Config {
         event_capacity: 4,
         max_waits: 4,
+        max_messages: 64,
         max_tx_retries: 2,
     };
     let mut xs = Client::new(Replay { data }, config);

@@ -13,9 +13,10 @@
 //!   `std`) the Unix-socket transport.
 //! * `Client` (feature `alloc`): request ids, replies matched by id, watch
 //!   events in a bounded queue (overflow counted, never unbounded growth:
-//!   [XSA-349]), bounded waits (a silent xenstored gives `Error::Stalled`,
-//!   never a hang), transactions retried on `EAGAIN` a bounded number of
-//!   times.
+//!   [XSA-349]), every call bounded in waits and in messages read (a silent
+//!   xenstored gives `Error::Stalled`, one that keeps sending stray replies
+//!   or watch events gives `Error::Flooded`, never a hang), transactions
+//!   retried on `EAGAIN` a bounded number of times.
 //! * `xenbus` (feature `alloc`): typed states, device discovery, validated
 //!   `backend`/`frontend` links and feature keys, and front/back handshake
 //!   state machines that survive the other end closing or vanishing at any
@@ -29,6 +30,8 @@
 //! # Features
 //! * `alloc`: owned results, `Client`, `xenbus`.
 //! * `std` (implies `alloc`): `transport::UnixTransport`.
+//! * `fuzz` (implies `alloc`): `fuzz`, entry points for fuzz targets. Off by
+//!   default; not for drivers.
 //!
 //! [XSA-349]: https://xenbits.xen.org/xsa/advisory-349.html
 //! [XSA-465]: https://xenbits.xen.org/xsa/advisory-465.html
@@ -42,13 +45,15 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod decimal;
+mod error;
 pub mod perms;
 pub mod transport;
 pub mod wire;
 
 #[cfg(feature = "alloc")]
 mod client;
-#[cfg(feature = "alloc")]
+#[cfg(feature = "fuzz")]
 pub mod fuzz;
 #[cfg(feature = "alloc")]
 pub mod xenbus;

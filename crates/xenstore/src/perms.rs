@@ -21,7 +21,8 @@ use core::str::FromStr;
 
 use xenpv_sys::xen::DomId;
 
-use crate::wire::{Decimal, WireError, parse_u32};
+use crate::decimal::{Decimal, parse_u32};
+use crate::error::WireError;
 
 /// What access a permission entry gives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -159,19 +160,34 @@ impl<'a> PermList<'a> {
         Self(Repr::Slice(list))
     }
 
-    /// Validates wire bytes: one or more `entry\0`. (An empty payload is an
-    /// empty list.)
+    /// Validates wire bytes: one or more `entry\0`, the owner entry first.
+    ///
+    /// The owner entry is mandatory: an empty payload is
+    /// [`WireError::BadPermission`], as xenstored never stores a node without
+    /// an owner (and an `XS_GET_PERMS` reply without one is a protocol
+    /// violation).
+    ///
+    /// ```
+    /// use xenpv_xenstore::perms::PermList;
+    /// use xenpv_xenstore::wire::WireError;
+    /// assert_eq!(PermList::from_wire(b"n0\0")?.owner().map(|p| p.domid), Some(0));
+    /// assert_eq!(PermList::from_wire(b"").unwrap_err(), WireError::BadPermission);
+    /// assert_eq!(PermList::from_wire(b"n0").unwrap_err(), WireError::MissingField);
+    /// # Ok::<(), WireError>(())
+    /// ```
     pub fn from_wire(bytes: &'a [u8]) -> Result<Self, WireError> {
-        if !bytes.is_empty() {
-            let body = bytes.strip_suffix(&[0]).ok_or(WireError::MissingField)?;
-            for entry in body.split(|&b| b == 0) {
-                Perm::parse(entry)?;
-            }
+        if bytes.is_empty() {
+            return Err(WireError::BadPermission);
+        }
+        let body = bytes.strip_suffix(&[0]).ok_or(WireError::MissingField)?;
+        for entry in body.split(|&b| b == 0) {
+            Perm::parse(entry)?;
         }
         Ok(Self(Repr::Wire(bytes)))
     }
 
-    /// Whether there are no entries.
+    /// Whether there are no entries (only a list built from an empty slice:
+    /// one validated from the wire always holds its owner).
     #[must_use]
     pub fn is_empty(&self) -> bool {
         match self.0 {

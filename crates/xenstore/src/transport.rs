@@ -9,13 +9,14 @@
 //! * `UnixTransport` (feature `std`): xenstored's Unix socket in dom0.
 //!
 //! Transports never loop: they move what they can now and return. The
-//! `Client` (feature `alloc`) bounds how many times it waits without progress.
+//! `Client` (feature `alloc`) bounds how many times one call waits, and how
+//! many messages it reads.
 
 use core::fmt;
 
 use xenpv_evtchn::InterdomainPort;
 use xenpv_platform::Platform;
-use xenpv_ring::{ByteConsumer, ByteProducer, RingError};
+use xenpv_ring::{ByteConsumer, ByteProducer, ByteRingLayout, RingError, SharedMemory};
 
 /// Why a transport failed. Every variant leaves the connection unusable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,35 +133,31 @@ pub fn evtchn_notify<'a, P: Platform + ?Sized>(
 
 /// The shared-page transport: requests into `req`, replies out of `rsp`.
 ///
-/// Built from ring ends the caller attached (that is the one `unsafe` step,
-/// done where the page is known):
+/// It owns the two ring ends, and so the memory `M` they run on (a
+/// `&RawRegion` over the page Xen set up at boot, a grant, a mapping...):
+/// the page cannot go away under a live transport.
 ///
 /// ```
-/// use core::ptr::NonNull;
-/// use xenpv_ring::{ByteConsumer, ByteProducer, ByteRingLayout, PAGE_SIZE};
+/// use xenpv_shmem::TestPages;
 /// use xenpv_xenstore::transport::{FnHooks, RingTransport, Transport};
 ///
-/// #[repr(C, align(4096))]
-/// struct Page([u8; PAGE_SIZE]);
-/// let page = Box::leak(Box::new(Page([0; PAGE_SIZE])));
-/// let base = NonNull::from(&mut page.0).cast::<u8>();
-/// // SAFETY: the page is leaked, and used only through ring ends from here on.
-/// let req = unsafe { ByteProducer::new(base, ByteRingLayout::XENSTORE_REQ) }?;
-/// // SAFETY: as above.
-/// let rsp = unsafe { ByteConsumer::new(base, ByteRingLayout::XENSTORE_RSP) }?;
-/// let mut t = RingTransport::new(req, rsp, FnHooks { notify: || Ok(()), wait: || Ok(()) });
+/// // A guest finds its page with `HVM_PARAM_STORE_PFN` and describes it with
+/// // a `xenpv_shmem::RawRegion`; a test page stands in for it here.
+/// let page = TestPages::new(1);
+/// let hooks = FnHooks { notify: || Ok(()), wait: || Ok(()) };
+/// let mut t = RingTransport::attach(page, hooks)?;
 /// assert_eq!(t.send(b"abc")?, 3);
 /// let mut buf = [0u8; 8];
 /// assert_eq!(t.recv(&mut buf)?, 0); // nobody answered
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct RingTransport<H> {
-    req: ByteProducer,
-    rsp: ByteConsumer,
+pub struct RingTransport<M: SharedMemory, H> {
+    req: ByteProducer<M>,
+    rsp: ByteConsumer<M>,
     hooks: H,
 }
 
-impl<H> fmt::Debug for RingTransport<H> {
+impl<M: SharedMemory, H> fmt::Debug for RingTransport<M, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RingTransport")
             .field("req_broken", &self.req.is_broken())
@@ -169,11 +166,29 @@ impl<H> fmt::Debug for RingTransport<H> {
     }
 }
 
-impl<H: RingHooks> RingTransport<H> {
+impl<M: SharedMemory + Clone, H: RingHooks> RingTransport<M, H> {
+    /// Attaches to both directions of the xenstore page `page` (a cheap
+    /// handle, e.g. `&RawRegion`, cloned once for each direction),
+    /// continuing from the indices found there.
+    pub fn attach(page: M, hooks: H) -> Result<Self, RingError> {
+        let req =
+            ByteProducer::new(page.clone(), ByteRingLayout::XENSTORE_REQ).map_err(|(e, _)| e)?;
+        let rsp = ByteConsumer::new(page, ByteRingLayout::XENSTORE_RSP).map_err(|(e, _)| e)?;
+        Ok(Self::new(req, rsp, hooks))
+    }
+}
+
+impl<M: SharedMemory, H: RingHooks> RingTransport<M, H> {
     /// Joins the request producer (`ByteRingLayout::XENSTORE_REQ`) and the
     /// reply consumer (`ByteRingLayout::XENSTORE_RSP`) of one xenstore page.
-    pub fn new(req: ByteProducer, rsp: ByteConsumer, hooks: H) -> Self {
+    pub fn new(req: ByteProducer<M>, rsp: ByteConsumer<M>, hooks: H) -> Self {
         Self { req, rsp, hooks }
+    }
+
+    /// Takes the transport apart: the two ring ends (and with them the
+    /// memory they own) and the hooks.
+    pub fn into_parts(self) -> (ByteProducer<M>, ByteConsumer<M>, H) {
+        (self.req, self.rsp, self.hooks)
     }
 
     /// The hooks.
@@ -188,7 +203,7 @@ impl<H: RingHooks> RingTransport<H> {
     }
 }
 
-impl<H: RingHooks> Transport for RingTransport<H> {
+impl<M: SharedMemory, H: RingHooks> Transport for RingTransport<M, H> {
     fn send(&mut self, data: &[u8]) -> Result<usize, TransportError> {
         let n = self.req.write(data)?;
         if n > 0 {

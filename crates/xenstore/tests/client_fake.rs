@@ -4,8 +4,9 @@ mod common;
 
 use common::{Server, client};
 use xenpv_xenstore::perms::{Access, Perm};
+use xenpv_xenstore::transport::{Transport, TransportError};
 use xenpv_xenstore::wire::{Header, WireError, XsError};
-use xenpv_xenstore::{Config, Error, Store};
+use xenpv_xenstore::{Client, Config, Error, Store};
 
 #[test]
 fn basic_operations() {
@@ -94,7 +95,15 @@ fn watch_flood_stays_bounded_xsa_349() {
     for i in 0..10_000 {
         server.borrow_mut().event(0, &format!("/w/{i}"), "t");
     }
+    // 10 001 events are more than one call reads (`max_messages`, 4096):
+    // the backlog drains over three bounded calls, none of which breaks the
+    // connection or loses count.
+    assert_eq!(a.poll_events(), Err(Error::Flooded));
+    assert_eq!(a.stats().events, 4096);
+    assert_eq!(a.poll_events(), Err(Error::Flooded));
     assert_eq!(a.poll_events().unwrap(), 8);
+    assert_eq!(a.stats().floods, 2);
+    assert!(!a.is_broken());
     assert_eq!(a.queued_events(), 8);
     assert_eq!(a.dropped_events(), 10_001 - 8);
     assert_eq!(a.take_dropped_events(), 10_001 - 8);
@@ -297,4 +306,182 @@ fn fuzz_entry_point_survives_garbage() {
     m.extend(hdr(15, 0, 4));
     m.extend(b"a\0t\0");
     xenpv_xenstore::fuzz::replies(&m);
+}
+
+#[test]
+fn empty_get_perms_reply_is_a_protocol_error() {
+    let server = Server::new();
+    let mut a = client(&server, 0, Config::default());
+    a.write("/n", b"1").unwrap();
+    // A node whose permission list xenstored reports as empty: the reply
+    // payload is empty, without the mandatory owner entry.
+    server.borrow_mut().nodes.get_mut("/n").unwrap().1.clear();
+    assert_eq!(
+        a.get_perms("/n"),
+        Err(Error::Protocol(WireError::BadPermission))
+    );
+    assert!(a.is_broken());
+}
+
+/// A hostile xenstored that never stops talking: every `recv` hands out the
+/// next bytes of `msg` repeated without end. (Without end up to `limit`
+/// bytes, so that a client that never gives up, as before the fix, runs out
+/// of input and fails the assertions rather than hanging the test.)
+struct Endless {
+    msg: Vec<u8>,
+    /// Bytes handed out so far.
+    served: usize,
+    limit: usize,
+    /// Bytes made available per wait (a peer that trickles), or unlimited.
+    trickle: Option<usize>,
+    credit: usize,
+    waits: u32,
+}
+
+impl Endless {
+    fn new(msg: Vec<u8>) -> Self {
+        Self {
+            msg,
+            served: 0,
+            limit: 4_000_000,
+            trickle: None,
+            credit: 0,
+            waits: 0,
+        }
+    }
+
+    /// Whole messages handed out so far.
+    fn messages(&self) -> usize {
+        self.served / self.msg.len()
+    }
+}
+
+impl Transport for Endless {
+    fn send(&mut self, data: &[u8]) -> Result<usize, TransportError> {
+        Ok(data.len())
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        let mut avail = self.limit - self.served;
+        if self.trickle.is_some() {
+            avail = avail.min(self.credit);
+        }
+        let n = buf.len().min(avail);
+        for b in &mut buf[..n] {
+            *b = self.msg[self.served % self.msg.len()];
+            self.served += 1;
+        }
+        self.credit -= n.min(self.credit);
+        Ok(n)
+    }
+    fn wait(&mut self) -> Result<(), TransportError> {
+        self.waits += 1;
+        self.credit = self.trickle.unwrap_or(0);
+        Ok(())
+    }
+}
+
+/// A reply to a request this client never made.
+fn stray_reply() -> Vec<u8> {
+    let mut m = Header {
+        ty: 2,
+        req_id: 0xdead_beef,
+        tx_id: 0,
+        len: 1,
+    }
+    .to_bytes()
+    .to_vec();
+    m.push(b'x');
+    m
+}
+
+fn watch_event() -> Vec<u8> {
+    let mut m = Header {
+        ty: 15,
+        req_id: 0,
+        tx_id: 0,
+        len: 8,
+    }
+    .to_bytes()
+    .to_vec();
+    m.extend(b"w/x\0tok\0");
+    m
+}
+
+const FLOOD: Config = Config {
+    event_capacity: 8,
+    max_waits: 1000,
+    max_messages: 100,
+    max_tx_retries: 3,
+};
+
+#[test]
+fn endless_stray_replies_end_in_flooded() {
+    let mut xs = Client::new(Endless::new(stray_reply()), FLOOD);
+    // A request: stray replies never end, its own never comes.
+    let r = xs.read("a");
+    let read = xs.transport_mut().messages();
+    assert_eq!(r, Err(Error::Flooded), "after {read} messages");
+    assert_eq!(xs.transport_mut().messages(), 100);
+    assert_eq!(xs.stats().stray_replies, 100);
+    // Waiting for a watch event, and polling for them: the same bound.
+    assert_eq!(xs.wait_event(), Err(Error::Flooded));
+    assert_eq!(xs.transport_mut().messages(), 200);
+    assert_eq!(xs.poll_events(), Err(Error::Flooded));
+    assert_eq!(xs.transport_mut().messages(), 300);
+    // A transaction: each of its bounded attempts fails at once.
+    assert_eq!(xs.transaction(|tx| tx.read("b")), Err(Error::Flooded));
+    assert_eq!(xs.transport_mut().messages(), 400);
+    assert_eq!(xs.stats().floods, 4);
+    // Not a protocol violation: the connection stays in sync, unbroken.
+    assert!(!xs.is_broken());
+    assert_eq!(xs.transport_mut().waits, 0);
+    assert_eq!(
+        Error::Flooded.to_string(),
+        "xenstored sends other messages but does not answer"
+    );
+}
+
+#[test]
+fn endless_watch_events_end_in_flooded() {
+    let mut xs = Client::new(Endless::new(watch_event()), FLOOD);
+    let r = xs.read("a");
+    let read = xs.transport_mut().messages();
+    assert_eq!(r, Err(Error::Flooded), "after {read} messages");
+    assert_eq!(xs.transport_mut().messages(), 100);
+    // Events read on the way are still queued, up to the bounded queue
+    // (XSA-349), and the rest counted as dropped.
+    assert_eq!(xs.stats().events, 100);
+    assert_eq!(xs.queued_events(), 8);
+    assert_eq!(xs.take_dropped_events(), 92);
+    assert_eq!(xs.poll_events(), Err(Error::Flooded));
+    assert_eq!(xs.transport_mut().messages(), 200);
+    assert_eq!(xs.queued_events(), 8);
+    // Legitimate use still works: queued events come first, then waiting
+    // for one reads exactly one more message.
+    assert_eq!(xs.take_events_for("tok"), 8);
+    let e = xs.wait_event().unwrap();
+    assert_eq!((e.path.as_str(), e.token.as_str()), ("w/x", "tok"));
+    assert_eq!(xs.transport_mut().messages(), 201);
+    assert!(!xs.is_broken());
+}
+
+#[test]
+fn trickling_peer_is_bounded_by_max_waits() {
+    // One byte per wait, of stray replies without end: every wait brings
+    // "progress", so only a bound on waits in total ends the call.
+    let mut t = Endless::new(stray_reply());
+    t.trickle = Some(1);
+    t.limit = 200_000;
+    let config = Config {
+        max_waits: 50,
+        ..Config::default()
+    };
+    let mut xs = Client::new(t, config);
+    let r = xs.read("a");
+    let waits = xs.transport_mut().waits;
+    assert_eq!((r, waits), (Err(Error::Stalled), 50));
+    assert_eq!(xs.transport_mut().served, 50);
+    assert_eq!(xs.wait_event(), Err(Error::Stalled));
+    assert_eq!(xs.transport_mut().waits, 100);
+    assert!(!xs.is_broken());
 }

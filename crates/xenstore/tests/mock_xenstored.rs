@@ -10,32 +10,21 @@ use xenpv_evtchn::{Config as EvConfig, EventChannels, InterdomainPort, Port};
 use xenpv_mock::toolstack::{self, VifConfig};
 use xenpv_mock::{Domain, DomainConfig, Xen};
 use xenpv_platform::Platform;
-use xenpv_ring::{ByteConsumer, ByteProducer, ByteRingLayout};
-use xenpv_sys::hvm_params::{
-    HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN, HVMOP_GET_PARAM, XenHvmParam,
-};
+use xenpv_ring::{ByteConsumer, ByteProducer, ByteRingLayout, PAGE_SIZE};
+use xenpv_shmem::RawRegion;
+use xenpv_sys::hvm_params::{HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN};
 use xenpv_sys::io::xenbus::XenbusState;
-use xenpv_sys::xen::{DOMID_SELF, HYPERVISOR_HVM_OP};
+use xenpv_sys::op::HvmGetParam;
 use xenpv_xenstore::transport::{FnHooks, RingTransport, Transport, evtchn_notify};
 use xenpv_xenstore::wire::XsError;
 use xenpv_xenstore::xenbus::{BackStatus, Backend, FrontStatus, Frontend, XenbusError, read_mac};
 use xenpv_xenstore::{Client, Config, Error, Store};
 
 fn hvm_param(d: &Domain, index: u32) -> u64 {
-    let mut p = XenHvmParam {
-        domid: DOMID_SELF,
-        index,
-        ..Default::default()
-    };
-    // SAFETY: `p` is a valid `xen_hvm_param` for the duration of the call.
-    let rc = unsafe {
-        d.hypercall(
-            HYPERVISOR_HVM_OP,
-            [u64::from(HVMOP_GET_PARAM), &raw mut p as u64, 0, 0, 0],
-        )
-    };
-    assert_eq!(rc, 0, "HVMOP_get_param({index})");
-    p.value
+    let mut p = HvmGetParam::new(index);
+    d.op(&mut p)
+        .unwrap_or_else(|e| panic!("HVMOP_get_param({index}): {e}"));
+    p.0.value
 }
 
 /// What a guest does at boot: find the page and port, adopt the port.
@@ -58,11 +47,19 @@ fn client<'a>(
     port: &'a InterdomainPort,
     config: Config,
 ) -> Client<impl Transport + 'a> {
-    // SAFETY: the store page belongs to this domain for its lifetime and is
-    // only used through these two ring ends (xenstored owns the others).
-    let req = unsafe { ByteProducer::new(page, ByteRingLayout::XENSTORE_REQ) }.unwrap();
-    // SAFETY: as above.
-    let rsp = unsafe { ByteConsumer::new(page, ByteRingLayout::XENSTORE_RSP) }.unwrap();
+    // SAFETY: the store page is a frame of `d`'s RAM, which the mock keeps
+    // mapped (at a fixed address) as long as `d` lives, even once the domain
+    // is destroyed; the transport that owns this region borrows `d` for
+    // `'a` (its wait hook), so it cannot outlive it. This domain touches the
+    // page only through the ring ends (atomic accesses); xenstored owns the
+    // other two indices.
+    let req_mem = unsafe { RawRegion::new(page, PAGE_SIZE) };
+    // SAFETY: as above; a second description of the same page is fine, as
+    // every access through either is atomic.
+    let rsp_mem = unsafe { RawRegion::new(page, PAGE_SIZE) };
+    let req = ByteProducer::new(req_mem, ByteRingLayout::XENSTORE_REQ).map_err(|(e, _)| e);
+    let rsp = ByteConsumer::new(rsp_mem, ByteRingLayout::XENSTORE_RSP).map_err(|(e, _)| e);
+    let (req, rsp) = (req.unwrap(), rsp.unwrap());
     let hooks = FnHooks {
         notify: evtchn_notify(d, port),
         wait: move || {

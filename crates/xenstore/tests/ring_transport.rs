@@ -5,22 +5,20 @@ mod common;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::ptr::NonNull;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
 use common::{FakeConn, Server};
-use xenpv_ring::{ByteConsumer, ByteProducer, ByteRingLayout, PAGE_SIZE, RingError};
+use xenpv_ring::{ByteConsumer, ByteProducer, ByteRingLayout, RingError, SharedMemory};
+use xenpv_shmem::TestPages;
 use xenpv_xenstore::transport::{FnHooks, RingTransport, Transport, TransportError};
+use xenpv_xenstore::wire::Header;
 use xenpv_xenstore::{Client, Config, Error, Store};
-
-#[repr(C, align(4096))]
-struct Page([u8; PAGE_SIZE]);
 
 /// xenstored's side of the page.
 struct ServerEnd {
-    req: ByteConsumer,
-    rsp: ByteProducer,
+    req: ByteConsumer<TestPages>,
+    rsp: ByteProducer<TestPages>,
     conn: FakeConn,
     pending: VecDeque<u8>,
     pumps: u32,
@@ -48,26 +46,26 @@ type Hooks = FnHooks<
     Box<dyn FnMut() -> Result<(), TransportError>>,
 >;
 
+type Ring = RingTransport<TestPages, Hooks>;
+
 type Setup = (
-    Client<RingTransport<Hooks>>,
+    Client<Ring>,
     Rc<RefCell<ServerEnd>>,
-    NonNull<u8>,
+    TestPages,
     Rc<RefCell<u32>>,
 );
 
+/// xenstored's ends of the page: it reads requests and writes replies.
+fn server_ends(page: &TestPages) -> (ByteConsumer<TestPages>, ByteProducer<TestPages>) {
+    let req = ByteConsumer::new(page.clone(), ByteRingLayout::XENSTORE_REQ).map_err(|(e, _)| e);
+    let rsp = ByteProducer::new(page.clone(), ByteRingLayout::XENSTORE_RSP).map_err(|(e, _)| e);
+    (req.unwrap(), rsp.unwrap())
+}
+
 fn setup(step: usize, config: Config) -> Setup {
-    let page = Box::leak(Box::new(Page([0; PAGE_SIZE])));
-    let base = NonNull::from(&mut page.0).cast::<u8>();
+    let page = TestPages::new(1);
     let server = Server::new();
-    // SAFETY: the page is leaked (valid forever) and only used through
-    // these four ring ends, one per direction and side.
-    let req_p = unsafe { ByteProducer::new(base, ByteRingLayout::XENSTORE_REQ) }.unwrap();
-    // SAFETY: as above.
-    let rsp_c = unsafe { ByteConsumer::new(base, ByteRingLayout::XENSTORE_RSP) }.unwrap();
-    // SAFETY: as above.
-    let req_c = unsafe { ByteConsumer::new(base, ByteRingLayout::XENSTORE_REQ) }.unwrap();
-    // SAFETY: as above.
-    let rsp_p = unsafe { ByteProducer::new(base, ByteRingLayout::XENSTORE_RSP) }.unwrap();
+    let (req_c, rsp_p) = server_ends(&page);
     let end = Rc::new(RefCell::new(ServerEnd {
         req: req_c,
         rsp: rsp_p,
@@ -88,8 +86,8 @@ fn setup(step: usize, config: Config) -> Setup {
             Ok(())
         }),
     };
-    let t = RingTransport::new(req_p, rsp_c, hooks);
-    (Client::new(t, config), end, base, notifies)
+    let t = RingTransport::attach(page.clone(), hooks).unwrap();
+    (Client::new(t, config), end, page, notifies)
 }
 
 #[test]
@@ -146,12 +144,11 @@ fn silent_peer_stalls_bounded() {
 
 #[test]
 fn hostile_index_breaks_the_connection() {
-    let (mut xs, _, base, _) = setup(1024, Config::default());
+    let (mut xs, _, page, _) = setup(1024, Config::default());
     xs.write("a", b"1").unwrap();
     // xenstored claims 5000 bytes of replies in a 1024-byte ring.
-    // SAFETY: `rsp_prod` is the 4-aligned word at offset 2060 of the leaked
-    // page, accessed atomically like the ring ends do.
-    let rsp_prod = unsafe { AtomicU32::from_ptr(base.as_ptr().wrapping_add(2060).cast()) };
+    let region = page.region();
+    let rsp_prod = region.index(ByteRingLayout::XENSTORE_RSP.prod).unwrap();
     rsp_prod.fetch_add(5000, Ordering::SeqCst);
     match xs.read("a") {
         Err(Error::Transport(TransportError::Ring(RingError::PeerIndexInvalid { .. }))) => {}
@@ -175,4 +172,116 @@ fn hostile_bytes_on_the_ring_are_protocol_errors() {
     assert_eq!(end.borrow_mut().rsp.write(&h).unwrap(), 16);
     assert!(matches!(xs.read("a"), Err(Error::Protocol(_))));
     assert!(xs.is_broken());
+}
+
+/// A hostile xenstored on the real page that never stops talking: whenever
+/// the client notifies (it consumed replies) or waits, it refills the reply
+/// ring with the next bytes of `msg` repeated without end (up to `limit`
+/// bytes, so that a client that never gives up, as before the fix, ends
+/// and fails the assertions instead of hanging the test).
+struct Chatty {
+    req: ByteConsumer<TestPages>,
+    rsp: ByteProducer<TestPages>,
+    msg: Vec<u8>,
+    written: usize,
+    limit: usize,
+}
+
+impl Chatty {
+    fn refill(&mut self) {
+        let mut sink = [0u8; 1024];
+        let _ = self.req.read(&mut sink).unwrap();
+        let free = (self.rsp.free_space().unwrap() as usize).min(self.limit - self.written);
+        let bytes: Vec<u8> = (self.written..self.written + free)
+            .map(|i| self.msg[i % self.msg.len()])
+            .collect();
+        self.written += self.rsp.write(&bytes).unwrap();
+    }
+}
+
+fn chatty_setup(msg: Vec<u8>, config: Config) -> (Client<Ring>, Rc<RefCell<Chatty>>) {
+    let page = TestPages::new(1);
+    let (req_c, rsp_p) = server_ends(&page);
+    let server = Rc::new(RefCell::new(Chatty {
+        req: req_c,
+        rsp: rsp_p,
+        msg,
+        written: 0,
+        limit: 4_000_000,
+    }));
+    let (s1, s2) = (Rc::clone(&server), Rc::clone(&server));
+    let hooks: Hooks = FnHooks {
+        notify: Box::new(move || {
+            s1.borrow_mut().refill();
+            Ok(())
+        }),
+        wait: Box::new(move || {
+            s2.borrow_mut().refill();
+            Ok(())
+        }),
+    };
+    let t = RingTransport::attach(page, hooks).unwrap();
+    (Client::new(t, config), server)
+}
+
+const FLOOD: Config = Config {
+    event_capacity: 8,
+    max_waits: 1000,
+    max_messages: 100,
+    max_tx_retries: 3,
+};
+
+fn message(ty: u32, req_id: u32, payload: &[u8]) -> Vec<u8> {
+    let mut m = Header {
+        ty,
+        req_id,
+        tx_id: 0,
+        len: payload.len() as u32,
+    }
+    .to_bytes()
+    .to_vec();
+    m.extend(payload);
+    m
+}
+
+#[test]
+fn endless_stray_replies_on_the_ring_end_in_flooded() {
+    let msg = message(2, 0xdead_beef, b"x");
+    let len = msg.len();
+    let (mut xs, server) = chatty_setup(msg, FLOOD);
+    let r = xs.read("a");
+    let read = xs.stats().stray_replies;
+    assert_eq!(r, Err(Error::Flooded), "after {read} messages");
+    assert_eq!(read, 100);
+    // What xenstored got to write: the 100 messages read, plus at most one
+    // ring's worth it wrote ahead.
+    let written = server.borrow().written;
+    assert!(written <= 100 * len + 1024, "{written}");
+    assert_eq!(xs.wait_event(), Err(Error::Flooded));
+    assert_eq!(xs.poll_events(), Err(Error::Flooded));
+    assert_eq!(xs.stats().stray_replies, 300);
+    assert!(server.borrow().written <= 300 * len + 1024);
+    assert!(!xs.is_broken());
+}
+
+#[test]
+fn endless_watch_events_on_the_ring_end_in_flooded() {
+    let msg = message(15, 0, b"w/x\0tok\0");
+    let len = msg.len();
+    let (mut xs, server) = chatty_setup(msg, FLOOD);
+    let r = xs.write("a", b"1");
+    let read = xs.stats().events;
+    assert_eq!(r, Err(Error::Flooded), "after {read} messages");
+    assert_eq!(read, 100);
+    assert_eq!(xs.queued_events(), 8);
+    assert_eq!(xs.dropped_events(), 92);
+    assert!(server.borrow().written <= 100 * len + 1024);
+    assert_eq!(xs.poll_events(), Err(Error::Flooded));
+    assert_eq!(xs.stats().events, 200);
+    assert!(server.borrow().written <= 200 * len + 1024);
+    // Waiting for an event still returns one as soon as there is one.
+    assert_eq!(xs.take_events_for("tok"), 8);
+    assert_eq!(xs.wait_event().unwrap().path, "w/x");
+    assert_eq!(xs.stats().events, 201);
+    assert!(!xs.is_broken());
 }

@@ -294,3 +294,47 @@ fn payload_nul_rules() {
         assert!(PermList::from_wire(bad_perm).is_err(), "{bad_perm:?}");
     }
 }
+
+#[test]
+fn empty_get_perms_reply_is_refused() {
+    // The owner entry is mandatory: an XS_GET_PERMS reply without any entry
+    // is malformed, as the encoder and the request decoder already say.
+    let h = Header {
+        ty: XsdSockmsgType::GetPerms.raw(),
+        req_id: 1,
+        tx_id: 0,
+        len: 0,
+    };
+    let bytes = h.to_bytes();
+    let (msg, _) = Message::parse(&bytes).unwrap();
+    assert_eq!(
+        Reply::decode(XsdSockmsgType::GetPerms, &msg),
+        Err(WireError::BadPermission)
+    );
+    assert_eq!(PermList::from_wire(b""), Err(WireError::BadPermission));
+    // The same message as a request: refused too.
+    let mut req = Header {
+        ty: XsdSockmsgType::SetPerms.raw(),
+        len: 2,
+        ..h
+    }
+    .to_bytes()
+    .to_vec();
+    req.extend(b"p\0");
+    let (msg, _) = Message::parse(&req).unwrap();
+    assert_eq!(Request::decode(&msg), Err(WireError::BadPermission));
+    // One entry is enough.
+    let mut one = Header { len: 3, ..h }.to_bytes().to_vec();
+    one.extend(b"b0\0");
+    let (msg, _) = Message::parse(&one).unwrap();
+    let Ok(Reply::Perms(list)) = Reply::decode(XsdSockmsgType::GetPerms, &msg) else {
+        panic!("one-entry list refused");
+    };
+    assert_eq!(
+        list.owner(),
+        Some(Perm {
+            domid: 0,
+            access: Access::Both
+        })
+    );
+}
