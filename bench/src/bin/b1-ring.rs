@@ -20,11 +20,12 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use xenpv_ring::{BackRing, FrontRing, SharedRing, ring_size};
+use xenpv_ring::{BackRing, FrontRing, ring_size};
 use xenpv_ring_cref::{
     BackEnd, Blkif, BlkifRequest, BlkifResponse, CBack, CFront, CProtocol, FrontEnd, NetifTx,
-    NetifTxRequest, NetifTxResponse, SharedPages,
+    NetifTxRequest, NetifTxResponse,
 };
+use xenpv_shmem::TestPages;
 use zerocopy::FromZeros;
 
 /// How long a side may sleep before the run is declared deadlocked.
@@ -371,16 +372,17 @@ fn run_impl<P: BenchProto>(which: Impl, threads: usize, batch: u64, total: u64) 
             run_one_thread::<P, F, B>(front, back, batch, total)
         }
     }
-    let mem = SharedPages::new(1);
-    // SAFETY (each block below): `mem` outlives both rings (`go` consumes
-    // them and joins any threads before returning); one front and one back,
-    // nothing else touches the page meanwhile.
+    // One page; each end owns a handle on it (clones share the page, which
+    // lives until the last end is dropped), as each domain holds its grant or
+    // mapping of a real ring page.
+    let mem = TestPages::new(1);
     match which {
         Impl::C | Impl::CHoisted => {
-            // SAFETY: as above.
-            let mut front = unsafe { CFront::<P>::new(mem.base(), 1) }.expect("geometry");
-            // SAFETY: as above.
-            let mut back = unsafe { CBack::<P>::new(mem.base(), 1) }.expect("geometry");
+            // SAFETY: the C front end's only peer on the page is the back end
+            // below (the C ring's contract); nothing else touches the page.
+            let mut front = unsafe { CFront::<P, _>::new(mem.clone()) }.expect("geometry");
+            // SAFETY: as above: the front end is this back end's only peer.
+            let mut back = unsafe { CBack::<P, _>::new(mem) }.expect("geometry");
             if which == Impl::CHoisted {
                 front = front.with_hoisted_reads();
                 back = back.with_hoisted_reads();
@@ -388,17 +390,9 @@ fn run_impl<P: BenchProto>(which: Impl, threads: usize, batch: u64, total: u64) 
             go::<P, _, _>(threads, front, back, batch, total)
         }
         Impl::Rust => {
-            // SAFETY: as above.
-            let front = unsafe { SharedRing::<P>::new(mem.base(), 1) }.expect("geometry");
-            // SAFETY: as above.
-            let back = unsafe { SharedRing::<P>::new(mem.base(), 1) }.expect("geometry");
-            go::<P, _, _>(
-                threads,
-                FrontRing::new(front),
-                BackRing::new(back),
-                batch,
-                total,
-            )
+            let front = FrontRing::<P, _>::init(mem.clone()).expect("geometry");
+            let back = BackRing::<P, _>::init(mem).expect("geometry");
+            go::<P, _, _>(threads, front, back, batch, total)
         }
     }
 }

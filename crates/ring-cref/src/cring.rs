@@ -6,7 +6,9 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 use std::ffi::CStr;
 
-use xenpv_ring::{MAX_PAGES, RingError, RingProtocol, ring_size, slot_align};
+use xenpv_ring::{
+    HEADER_SIZE, MAX_PAGES, PAGE_SIZE, RingError, RingProtocol, SharedMemory, ring_size, slot_align,
+};
 use zerocopy::FromZeros;
 
 use crate::protocols::{Big, Blkif, NetifTx};
@@ -177,15 +179,26 @@ c_protocol!(NetifTx, netif_tx, "netif_tx");
 c_protocol!(Blkif, blkif, "blkif");
 c_protocol!(Big, big, "big");
 
-/// The same geometry rules as [`xenpv_ring::SharedRing::new`].
-fn check_geometry<P: RingProtocol>(base: NonNull<u8>, pages: usize) -> Result<(), RingError> {
-    if pages == 0 || pages > MAX_PAGES || ring_size::<P>(pages) == 0 {
+/// The same rules, checked in the same order, as [`xenpv_ring::SharedRing::new`]:
+/// writable, whole pages that hold at least one slot of `P`, aligned for the
+/// header words and the slots. Returns the base address and the page count
+/// the C functions take.
+fn check_geometry<P: RingProtocol>(
+    mem: &impl SharedMemory,
+) -> Result<(NonNull<u8>, usize), RingError> {
+    let region = mem.region();
+    if !mem.writable() {
+        return Err(RingError::ReadOnly);
+    }
+    let pages = region.len() / PAGE_SIZE;
+    if region.len() % PAGE_SIZE != 0 || pages > MAX_PAGES || ring_size::<P>(pages) == 0 {
         return Err(RingError::BadGeometry);
     }
-    if base.as_ptr() as usize % slot_align::<P>().max(4) != 0 {
+    let align = slot_align::<P>().max(4);
+    if align > HEADER_SIZE || region.as_ptr().as_ptr() as usize % align != 0 {
         return Err(RingError::Misaligned);
     }
-    Ok(())
+    Ok((region.as_ptr(), pages))
 }
 
 /// `__CONST_RING_SIZE` for `pages` pages, as the C compiler computes it.
@@ -193,26 +206,31 @@ pub(crate) fn c_ring_size<P: CProtocol>(pages: usize) -> usize {
     (P::OPS.ring_size)(pages)
 }
 
-/// A C front ring (`struct X_front_ring` driven by the `io/ring.h` macros).
+/// A C front ring (`struct X_front_ring` driven by the `io/ring.h` macros)
+/// over memory `M` that it owns, as [`xenpv_ring::FrontRing`] does.
 ///
 /// Same method names and meaning as [`xenpv_ring::FrontRing`]; the C macros
 /// validate nothing, so the only errors are [`RingError::Full`] and the
 /// geometry errors of the constructors.
-pub struct CFront<P: CProtocol> {
+pub struct CFront<P: CProtocol, M: SharedMemory> {
     state: CRingState,
     /// `Some(prod)`: hoisted reads, `prod` the last producer index read.
     hoisted: Option<u32>,
+    /// Keeps the pages `state.sring` points into alive and in place.
+    mem: M,
     _protocol: PhantomData<fn() -> P>,
 }
 
-// SAFETY: a `CFront` exclusively owns its private state; its `sring` pointer
-// designates pages that the constructor's contract makes valid for the value's
-// whole life, wherever it is used. The shared words are accessed only by the
-// ring.h macros, whose cross-domain protocol (barriers, single writer per word)
-// is exactly what lets a front end and a back end run concurrently.
-unsafe impl<P: CProtocol> Send for CFront<P> {}
+// SAFETY: the only field that is not `Send` by itself is `state.sring`, a
+// pointer into the pages of `mem`. `mem` is `Send` and keeps those pages alive
+// at the same address wherever the value goes (`SharedMemory`'s contract), and
+// the rest of `state` is private to this value. The shared words are accessed
+// only by the ring.h macros, whose cross-domain protocol (barriers, one writer
+// per word) is what lets a front end and its peer run concurrently; that the
+// peer is the only other user is the constructor's contract.
+unsafe impl<P: CProtocol, M: SharedMemory + Send> Send for CFront<P, M> {}
 
-impl<P: CProtocol> core::fmt::Debug for CFront<P> {
+impl<P: CProtocol, M: SharedMemory> core::fmt::Debug for CFront<P, M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("CFront")
             .field("state", &self.state)
@@ -221,26 +239,36 @@ impl<P: CProtocol> core::fmt::Debug for CFront<P> {
     }
 }
 
-impl<P: CProtocol> CFront<P> {
-    /// `XEN_FRONT_RING_INIT` on `pages` pages at `base`: `SHARED_RING_INIT`
+impl<P: CProtocol, M: SharedMemory> CFront<P, M> {
+    /// `XEN_FRONT_RING_INIT` on the pages of `mem`: `SHARED_RING_INIT`
     /// (indices 0, event indices 1, padding zeroed; unlike the Rust ring the
-    /// slots are left as they are) and a front ring at index 0.
+    /// slots are left as they are) and a front ring at index 0. The geometry
+    /// rules and errors are those of [`xenpv_ring::SharedRing::new`]; on
+    /// failure `mem` comes back with the error.
     ///
     /// # Safety
-    /// As for [`xenpv_ring::SharedRing::new`]: `base..base + pages * 4096` must
-    /// be valid for reads and writes for as long as the returned value is
-    /// used, and nothing but this ring and one back end (C or Rust, playing the
-    /// peer domain) may access it meanwhile.
-    pub unsafe fn new(base: NonNull<u8>, pages: usize) -> Result<Self, RingError> {
-        check_geometry::<P>(base, pages)?;
+    /// The C macros read and write the pages with plain (non-atomic) loads and
+    /// stores, as a C driver in another domain does, not only atomically as
+    /// [`SharedMemory`] otherwise requires. So while the returned value exists
+    /// the only other user of the memory may be one back end (C or Rust,
+    /// playing the peer domain), and anything else this process does with the
+    /// memory (reading it through a [`SharedRegion`](xenpv_ring::SharedRegion),
+    /// say) must not run concurrently with an operation of this ring.
+    pub unsafe fn new(mem: M) -> Result<Self, (RingError, M)> {
+        let (base, pages) = match check_geometry::<P>(&mem) {
+            Ok(g) => g,
+            Err(e) => return Err((e, mem)),
+        };
         let mut ring = Self {
             state: CRingState::EMPTY,
             hoisted: None,
+            mem,
             _protocol: PhantomData,
         };
-        // SAFETY: `state` is a valid `struct X_front_ring` (same layout, tested);
-        // the pages are valid and ours to initialise (caller's contract) and
-        // hold a header plus at least one slot (`check_geometry`).
+        // SAFETY: `state` is a valid `struct X_front_ring` (same layout,
+        // tested); the pages are valid while `ring.mem` lives (which `ring`
+        // owns) and ours to initialise (caller's contract), and they hold a
+        // header plus at least one slot (`check_geometry`).
         unsafe { (P::OPS.front_init)(&mut ring.state, base.as_ptr().cast(), pages) };
         Ok(ring)
     }
@@ -249,11 +277,15 @@ impl<P: CProtocol> CFront<P> {
     ///
     /// # Safety
     /// As for [`new`](Self::new).
-    pub unsafe fn attach(base: NonNull<u8>, pages: usize, index: u32) -> Result<Self, RingError> {
-        check_geometry::<P>(base, pages)?;
+    pub unsafe fn attach(mem: M, index: u32) -> Result<Self, (RingError, M)> {
+        let (base, pages) = match check_geometry::<P>(&mem) {
+            Ok(g) => g,
+            Err(e) => return Err((e, mem)),
+        };
         let mut ring = Self {
             state: CRingState::EMPTY,
             hoisted: None,
+            mem,
             _protocol: PhantomData,
         };
         // SAFETY: as in `new`; attaching only fills in `state`.
@@ -261,18 +293,34 @@ impl<P: CProtocol> CFront<P> {
         Ok(ring)
     }
 
-    /// `SHARED_RING_INIT`, then both producer indices set to `index` and both
-    /// event indices to `index + 1`: a fresh ring whose indices start at
-    /// `index`, for [`attach`](Self::attach), [`CBack::attach`],
-    /// [`xenpv_ring::FrontRing::attach`] or [`xenpv_ring::BackRing::attach`].
+    /// `SHARED_RING_INIT` on the pages of `mem`, then both producer indices
+    /// set to `index` and both event indices to `index + 1`: a fresh ring
+    /// whose indices start at `index`, for [`attach`](Self::attach),
+    /// [`CBack::attach`], [`xenpv_ring::FrontRing::attach`] or
+    /// [`xenpv_ring::BackRing::attach`]. Refuses memory that
+    /// [`new`](Self::new) would refuse, with the same error.
     ///
     /// # Safety
-    /// `base` must point to at least one page valid for writes, and no ring
-    /// operation may run on it concurrently.
-    pub unsafe fn init_shared_at(base: NonNull<u8>, index: u32) {
-        // SAFETY: the C function writes only the 64-byte header of the page,
-        // which is valid and not concurrently used (caller's contract).
-        unsafe { (P::OPS.sring_init_at)(base.as_ptr().cast(), index) }
+    /// The C code writes the header with plain stores: nothing else may access
+    /// the memory during the call (no ring may be running on it).
+    pub unsafe fn init_shared_at(mem: &M, index: u32) -> Result<(), RingError> {
+        let (base, _) = check_geometry::<P>(mem)?;
+        // SAFETY: the C function writes only the 64-byte header, inside the
+        // writable pages `mem` keeps alive (`check_geometry`: at least one
+        // page, writable, aligned), which nothing else accesses meanwhile
+        // (caller's contract).
+        unsafe { (P::OPS.sring_init_at)(base.as_ptr().cast(), index) };
+        Ok(())
+    }
+
+    /// The memory the ring runs on.
+    pub fn memory(&self) -> &M {
+        &self.mem
+    }
+
+    /// Takes the ring apart, giving back its memory.
+    pub fn into_inner(self) -> M {
+        self.mem
     }
 
     /// Switches [`get_response`](Self::get_response) to reading `rsp_prod`
@@ -315,8 +363,9 @@ impl<P: CProtocol> CFront<P> {
     /// Copies `req` to `RING_GET_REQUEST(req_prod_pvt)` and advances
     /// `req_prod_pvt`, or fails with [`RingError::Full`] if `RING_FULL`.
     pub fn put_request(&mut self, req: P::Request) -> Result<(), RingError> {
-        // SAFETY: `state` is an initialised front ring whose pages are valid
-        // (constructor's contract); `req` is a live value of the C request type.
+        // SAFETY: `state` is an initialised front ring whose pages `self.mem`
+        // keeps valid, used only by it and its peer (constructor's contract);
+        // `req` is a live value of the C request type.
         match unsafe { (P::OPS.front_put_request)(&mut self.state, &req) } {
             0 => Ok(()),
             _ => Err(RingError::Full),
@@ -325,13 +374,13 @@ impl<P: CProtocol> CFront<P> {
 
     /// `RING_PUSH_REQUESTS_AND_CHECK_NOTIFY`: returns `notify`.
     pub fn push_requests(&mut self) -> bool {
-        // SAFETY: `state` is an initialised front ring over valid pages.
+        // SAFETY: `state` is an initialised front ring over `self.mem`.
         unsafe { (P::OPS.front_push_requests)(&mut self.state) != 0 }
     }
 
     /// `RING_HAS_UNCONSUMED_RESPONSES` (a count; never fails).
     pub fn unconsumed_responses(&mut self) -> Result<u32, RingError> {
-        // SAFETY: `state` is an initialised front ring over valid pages.
+        // SAFETY: `state` is an initialised front ring over `self.mem`.
         Ok(unsafe { (P::OPS.front_unconsumed_responses)(&mut self.state) })
     }
 
@@ -341,7 +390,7 @@ impl<P: CProtocol> CFront<P> {
         // Zeroed, not uninitialised: C struct assignment need not copy padding.
         let mut out = P::Response::new_zeroed();
         let got = match &mut self.hoisted {
-            // SAFETY: `state` is an initialised front ring over valid pages;
+            // SAFETY: `state` is an initialised front ring over `self.mem`;
             // `out` is a writable value of the C response type.
             None => unsafe { (P::OPS.front_get_response)(&mut self.state, &mut out) },
             // SAFETY: as above; `prod` is a writable index.
@@ -354,26 +403,30 @@ impl<P: CProtocol> CFront<P> {
 
     /// `RING_FINAL_CHECK_FOR_RESPONSES`: returns `work_to_do != 0`.
     pub fn final_check_for_responses(&mut self) -> Result<bool, RingError> {
-        // SAFETY: `state` is an initialised front ring over valid pages.
+        // SAFETY: `state` is an initialised front ring over `self.mem`.
         Ok(unsafe { (P::OPS.front_final_check_for_responses)(&mut self.state) } != 0)
     }
 }
 
-/// A C back ring (`struct X_back_ring` driven by the `io/ring.h` macros).
+/// A C back ring (`struct X_back_ring` driven by the `io/ring.h` macros)
+/// over memory `M` that it owns, as [`xenpv_ring::BackRing`] does.
 ///
 /// Same method names and meaning as [`xenpv_ring::BackRing`]; the only errors
 /// are [`RingError::NoRequestToAnswer`] and the geometry errors.
-pub struct CBack<P: CProtocol> {
+pub struct CBack<P: CProtocol, M: SharedMemory> {
     state: CRingState,
     /// `Some(prod)`: hoisted reads, `prod` the last producer index read.
     hoisted: Option<u32>,
+    /// Keeps the pages `state.sring` points into alive and in place.
+    mem: M,
     _protocol: PhantomData<fn() -> P>,
 }
 
-// SAFETY: as for `CFront`.
-unsafe impl<P: CProtocol> Send for CBack<P> {}
+// SAFETY: as for `CFront`: `state.sring` points into the pages `mem` (which
+// is `Send`) keeps alive and in place; the rest of `state` is private.
+unsafe impl<P: CProtocol, M: SharedMemory + Send> Send for CBack<P, M> {}
 
-impl<P: CProtocol> core::fmt::Debug for CBack<P> {
+impl<P: CProtocol, M: SharedMemory> core::fmt::Debug for CBack<P, M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("CBack")
             .field("state", &self.state)
@@ -382,20 +435,26 @@ impl<P: CProtocol> core::fmt::Debug for CBack<P> {
     }
 }
 
-impl<P: CProtocol> CBack<P> {
-    /// `BACK_RING_INIT` (index 0) on a ring the front end initialised.
+impl<P: CProtocol, M: SharedMemory> CBack<P, M> {
+    /// `BACK_RING_INIT` (index 0) on a ring the front end initialised in the
+    /// pages of `mem`; on failure `mem` comes back with the error.
     ///
     /// # Safety
-    /// As for [`CFront::new`].
-    pub unsafe fn new(base: NonNull<u8>, pages: usize) -> Result<Self, RingError> {
-        check_geometry::<P>(base, pages)?;
+    /// As for [`CFront::new`], with one front end (C or Rust) as the peer.
+    pub unsafe fn new(mem: M) -> Result<Self, (RingError, M)> {
+        let (base, pages) = match check_geometry::<P>(&mem) {
+            Ok(g) => g,
+            Err(e) => return Err((e, mem)),
+        };
         let mut ring = Self {
             state: CRingState::EMPTY,
             hoisted: None,
+            mem,
             _protocol: PhantomData,
         };
         // SAFETY: `state` is a valid `struct X_back_ring` (same layout, tested);
-        // BACK_RING_INIT only fills it in.
+        // BACK_RING_INIT only fills it in, with a pointer to pages `ring.mem`
+        // keeps alive and in place.
         unsafe { (P::OPS.back_init)(&mut ring.state, base.as_ptr().cast(), pages) };
         Ok(ring)
     }
@@ -403,17 +462,31 @@ impl<P: CProtocol> CBack<P> {
     /// `BACK_RING_ATTACH` at `index`.
     ///
     /// # Safety
-    /// As for [`CFront::new`].
-    pub unsafe fn attach(base: NonNull<u8>, pages: usize, index: u32) -> Result<Self, RingError> {
-        check_geometry::<P>(base, pages)?;
+    /// As for [`new`](Self::new).
+    pub unsafe fn attach(mem: M, index: u32) -> Result<Self, (RingError, M)> {
+        let (base, pages) = match check_geometry::<P>(&mem) {
+            Ok(g) => g,
+            Err(e) => return Err((e, mem)),
+        };
         let mut ring = Self {
             state: CRingState::EMPTY,
             hoisted: None,
+            mem,
             _protocol: PhantomData,
         };
         // SAFETY: as in `new`.
         unsafe { (P::OPS.back_attach)(&mut ring.state, base.as_ptr().cast(), pages, index) };
         Ok(ring)
+    }
+
+    /// The memory the ring runs on.
+    pub fn memory(&self) -> &M {
+        &self.mem
+    }
+
+    /// Takes the ring apart, giving back its memory.
+    pub fn into_inner(self) -> M {
+        self.mem
     }
 
     /// Switches [`get_request`](Self::get_request) to reading `req_prod` once
@@ -442,7 +515,7 @@ impl<P: CProtocol> CBack<P> {
 
     /// `RING_HAS_UNCONSUMED_REQUESTS` (a count; never fails).
     pub fn unconsumed_requests(&mut self) -> Result<u32, RingError> {
-        // SAFETY: `state` is an initialised back ring over valid pages.
+        // SAFETY: `state` is an initialised back ring over `self.mem`.
         Ok(unsafe { (P::OPS.back_unconsumed_requests)(&mut self.state) })
     }
 
@@ -452,7 +525,7 @@ impl<P: CProtocol> CBack<P> {
         // Zeroed, not uninitialised: C struct assignment need not copy padding.
         let mut out = P::Request::new_zeroed();
         let got = match &mut self.hoisted {
-            // SAFETY: `state` is an initialised back ring over valid pages;
+            // SAFETY: `state` is an initialised back ring over `self.mem`;
             // `out` is a writable value of the C request type.
             None => unsafe { (P::OPS.back_get_request)(&mut self.state, &mut out) },
             // SAFETY: as above; `prod` is a writable index.
@@ -467,7 +540,7 @@ impl<P: CProtocol> CBack<P> {
     /// `rsp_prod_pvt`; [`RingError::NoRequestToAnswer`] if every consumed
     /// request is answered.
     pub fn put_response(&mut self, rsp: P::Response) -> Result<(), RingError> {
-        // SAFETY: `state` is an initialised back ring over valid pages; `rsp`
+        // SAFETY: `state` is an initialised back ring over `self.mem`; `rsp`
         // is a live value of the C response type.
         match unsafe { (P::OPS.back_put_response)(&mut self.state, &rsp) } {
             0 => Ok(()),
@@ -477,13 +550,13 @@ impl<P: CProtocol> CBack<P> {
 
     /// `RING_PUSH_RESPONSES_AND_CHECK_NOTIFY`: returns `notify`.
     pub fn push_responses(&mut self) -> bool {
-        // SAFETY: `state` is an initialised back ring over valid pages.
+        // SAFETY: `state` is an initialised back ring over `self.mem`.
         unsafe { (P::OPS.back_push_responses)(&mut self.state) != 0 }
     }
 
     /// `RING_FINAL_CHECK_FOR_REQUESTS`: returns `work_to_do != 0`.
     pub fn final_check_for_requests(&mut self) -> Result<bool, RingError> {
-        // SAFETY: `state` is an initialised back ring over valid pages.
+        // SAFETY: `state` is an initialised back ring over `self.mem`.
         Ok(unsafe { (P::OPS.back_final_check_for_requests)(&mut self.state) } != 0)
     }
 }

@@ -1,7 +1,7 @@
 //! One interface over the Rust and the C rings, so test drivers and benchmark
 //! harnesses are written once.
 
-use xenpv_ring::{BackRing, FrontRing, RingError, RingProtocol};
+use xenpv_ring::{BackRing, FrontRing, RingError, RingProtocol, SharedMemory};
 
 use crate::cring::{CBack, CFront, CProtocol};
 
@@ -47,7 +47,7 @@ pub trait BackEnd<P: RingProtocol> {
 
 macro_rules! front_end {
     ($ty:ident, $bound:path) => {
-        impl<P: $bound> FrontEnd<P> for $ty<P> {
+        impl<P: $bound, M: SharedMemory> FrontEnd<P> for $ty<P, M> {
             #[inline]
             fn size(&self) -> u32 {
                 $ty::size(self)
@@ -82,7 +82,7 @@ macro_rules! front_end {
 
 macro_rules! back_end {
     ($ty:ident, $bound:path) => {
-        impl<P: $bound> BackEnd<P> for $ty<P> {
+        impl<P: $bound, M: SharedMemory> BackEnd<P> for $ty<P, M> {
             #[inline]
             fn size(&self) -> u32 {
                 $ty::size(self)

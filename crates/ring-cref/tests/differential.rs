@@ -18,8 +18,9 @@ use std::fmt::Debug;
 use xenpv_ring::{BackRing, FrontRing, RingError, SharedRing};
 use xenpv_ring_cref::{
     BackEnd, Big, BigRequest, BigResponse, Blkif, BlkifRequest, BlkifResponse, CBack, CFront,
-    CProtocol, FrontEnd, NetifTx, NetifTxRequest, NetifTxResponse, SharedPages,
+    CProtocol, FrontEnd, NetifTx, NetifTxRequest, NetifTxResponse, RingHeader, snapshot,
 };
+use xenpv_shmem::TestPages;
 use zerocopy::{FromBytes, IntoBytes};
 
 /// xorshift64*: tiny, seedable, good enough to pick operations.
@@ -113,71 +114,72 @@ impl Proto for Big {
     }
 }
 
+/// The ends under test, each owning a handle on the test's pages.
+type RustFront<P> = FrontRing<P, TestPages>;
+type RustBack<P> = BackRing<P, TestPages>;
+type CRefFront<P> = CFront<P, TestPages>;
+type CRefBack<P> = CBack<P, TestPages>;
+
 /// Makes a front or back end on `mem`, fresh (`start == None`: the front
 /// initialises the page) or attached at an index after the page was set up.
 trait Make<P: Proto>: Sized {
-    fn make(mem: &SharedPages, start: Option<u32>) -> Self;
+    fn make(mem: &TestPages, start: Option<u32>) -> Self;
 }
 
-// SAFETY (all `Make` impls): every `SharedPages` outlives the rings made on it
-// (each `run` drops the rings before the memory), each memory gets exactly one
-// front and one back, and everything runs on the test thread. Where one end is C
-// and the other Rust, the C end plays the peer domain that the Rust ring's
-// contract allows to write the memory.
-
-impl<P: Proto> Make<P> for FrontRing<P> {
-    fn make(mem: &SharedPages, start: Option<u32>) -> Self {
-        // SAFETY: see the comment above the impls.
-        let shared = unsafe { SharedRing::<P>::new(mem.base(), mem.pages()) }.unwrap();
+impl<P: Proto> Make<P> for RustFront<P> {
+    fn make(mem: &TestPages, start: Option<u32>) -> Self {
         match start {
-            None => FrontRing::new(shared),
-            Some(i) => FrontRing::attach(shared, i),
+            None => FrontRing::init(mem.clone()).unwrap(),
+            Some(i) => FrontRing::attach(SharedRing::new(mem.clone()).unwrap(), i),
         }
     }
 }
 
-impl<P: Proto> Make<P> for BackRing<P> {
-    fn make(mem: &SharedPages, start: Option<u32>) -> Self {
-        // SAFETY: see the comment above the impls.
-        let shared = unsafe { SharedRing::<P>::new(mem.base(), mem.pages()) }.unwrap();
-        BackRing::attach(shared, start.unwrap_or(0))
+impl<P: Proto> Make<P> for RustBack<P> {
+    fn make(mem: &TestPages, start: Option<u32>) -> Self {
+        BackRing::attach(SharedRing::new(mem.clone()).unwrap(), start.unwrap_or(0))
     }
 }
 
-impl<P: Proto> Make<P> for CFront<P> {
-    fn make(mem: &SharedPages, start: Option<u32>) -> Self {
+// SAFETY (the C `Make` impls): each memory gets exactly one front and one back
+// end, everything runs on the test thread, and the test reads the memory
+// (`RingHeader::read`, `snapshot`) only between ring operations. Where one end
+// is C and the other Rust, the C end plays the peer domain.
+
+impl<P: Proto> Make<P> for CRefFront<P> {
+    fn make(mem: &TestPages, start: Option<u32>) -> Self {
         match start {
             // SAFETY: see the comment above the impls.
-            None => unsafe { CFront::new(mem.base(), mem.pages()) },
+            None => unsafe { CFront::new(mem.clone()) },
             // SAFETY: see the comment above the impls.
-            Some(i) => unsafe { CFront::attach(mem.base(), mem.pages(), i) },
+            Some(i) => unsafe { CFront::attach(mem.clone(), i) },
         }
         .unwrap()
     }
 }
 
-impl<P: Proto> Make<P> for CBack<P> {
-    fn make(mem: &SharedPages, start: Option<u32>) -> Self {
+impl<P: Proto> Make<P> for CRefBack<P> {
+    fn make(mem: &TestPages, start: Option<u32>) -> Self {
         // SAFETY: see the comment above the impls.
-        unsafe { CBack::attach(mem.base(), mem.pages(), start.unwrap_or(0)) }.unwrap()
+        unsafe { CBack::attach(mem.clone(), start.unwrap_or(0)) }.unwrap()
     }
 }
 
 /// A C end switched to reading the peer's producer index once per batch
 /// ([`CFront::with_hoisted_reads`]), the form the benchmark also measures.
 struct Hoisted<T>(T);
-type HCFront<P> = Hoisted<CFront<P>>;
-type HCBack<P> = Hoisted<CBack<P>>;
+type HCFront<P> = Hoisted<CRefFront<P>>;
+type HCBack<P> = Hoisted<CRefBack<P>>;
 
 impl<P: Proto> Make<P> for HCFront<P> {
-    fn make(mem: &SharedPages, start: Option<u32>) -> Self {
-        Hoisted(CFront::make(mem, start).with_hoisted_reads())
+    fn make(mem: &TestPages, start: Option<u32>) -> Self {
+        Hoisted(CRefFront::make(mem, start).with_hoisted_reads())
     }
 }
 
 impl<P: Proto> Make<P> for HCBack<P> {
-    fn make(mem: &SharedPages, start: Option<u32>) -> Self {
-        Hoisted(CBack::make(mem, start).with_hoisted_reads())
+    fn make(mem: &TestPages, start: Option<u32>) -> Self {
+        Hoisted(CRefBack::make(mem, start).with_hoisted_reads())
     }
 }
 
@@ -228,9 +230,9 @@ impl<P: Proto> BackEnd<P> for HCBack<P> {
 
 /// Sets up `mem` for rings attached at `index`: `SHARED_RING_INIT`, both
 /// producer indices `index`, both event indices `index + 1`.
-fn init_shared_at<P: Proto>(mem: &SharedPages, index: u32) {
-    // SAFETY: `mem` is one valid page or more and no ring is attached yet.
-    unsafe { CFront::<P>::init_shared_at(mem.base(), index) }
+fn init_shared_at<P: Proto>(mem: &TestPages, index: u32) {
+    // SAFETY: no ring is attached yet, so nothing else accesses `mem`.
+    unsafe { CRefFront::<P>::init_shared_at(mem, index) }.unwrap()
 }
 
 /// Where and why the two systems parted ways.
@@ -277,16 +279,16 @@ where
     P::Request: PartialEq + Debug,
     P::Response: PartialEq + Debug,
 {
-    let dut_mem = SharedPages::new(pages);
-    let ref_mem = SharedPages::new(pages);
+    let dut_mem = TestPages::new(pages);
+    let ref_mem = TestPages::new(pages);
     if let Some(i) = start {
         init_shared_at::<P>(&dut_mem, i);
         init_shared_at::<P>(&ref_mem, i);
     }
     let mut front = F::make(&dut_mem, start);
     let mut back = B::make(&dut_mem, start);
-    let mut rfront = CFront::<P>::make(&ref_mem, start);
-    let mut rback = CBack::<P>::make(&ref_mem, start);
+    let mut rfront = CRefFront::<P>::make(&ref_mem, start);
+    let mut rback = CRefBack::<P>::make(&ref_mem, start);
 
     let mut ctx = Ctx {
         what: match start {
@@ -446,11 +448,12 @@ where
         }
         // The shared state must be identical after every operation: first the
         // index words (clear message), then every byte of the pages.
-        ctx.same("shared header", dut_mem.header(), ref_mem.header());
-        // SAFETY: single-threaded: no ring operation runs during the copy.
-        let a = unsafe { dut_mem.snapshot() };
-        // SAFETY: as above.
-        let b = unsafe { ref_mem.snapshot() };
+        ctx.same(
+            "shared header",
+            RingHeader::read(&dut_mem),
+            RingHeader::read(&ref_mem),
+        );
+        let (a, b) = (snapshot(&dut_mem), snapshot(&ref_mem));
         if a != b {
             let i = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(0);
             ctx.fail(format_args!(
@@ -463,7 +466,7 @@ where
         "{}: {steps} steps, {serial} requests made, {notifies} notifies, {works} work_to_do, \
          {fulls} full, final header {:?}",
         ctx.what,
-        ref_mem.header()
+        RingHeader::read(&ref_mem)
     );
     // The run must have exercised what it claims to compare.
     assert!(
@@ -471,7 +474,7 @@ where
         "{}: weak run",
         ctx.what
     );
-    let h = ref_mem.header();
+    let h = RingHeader::read(&ref_mem);
     if start.is_some() {
         assert!(
             h.req_prod < 0x1000_0000,
@@ -523,22 +526,22 @@ direction!(
     rust_front_vs_c_back,
     "Rust FrontRing <-> C back",
     1,
-    FrontRing,
-    CBack
+    RustFront,
+    CRefBack
 );
 direction!(
     c_front_vs_rust_back,
     "C front <-> Rust BackRing",
     2,
-    CFront,
-    BackRing
+    CRefFront,
+    RustBack
 );
 direction!(
     rust_front_vs_rust_back,
     "Rust FrontRing <-> Rust BackRing",
     3,
-    FrontRing,
-    BackRing
+    RustFront,
+    RustBack
 );
 direction!(
     hoisted_c_front_vs_hoisted_c_back,
@@ -561,7 +564,7 @@ struct NoRearm<F>(F);
 macro_rules! mutant_front {
     ($ty:ident, |$s:ident| push: $push:expr, final_check: $fc:expr) => {
         impl<P: Proto, F: FrontEnd<P> + Make<P>> Make<P> for $ty<F> {
-            fn make(mem: &SharedPages, start: Option<u32>) -> Self {
+            fn make(mem: &TestPages, start: Option<u32>) -> Self {
                 $ty(F::make(mem, start))
             }
         }
@@ -599,7 +602,7 @@ mutant_front!(NoRearm, |self| push: self.0.push_requests(),
 #[test]
 #[should_panic(expected = "notify back: under test")]
 fn detects_flipped_notify() {
-    run::<NetifTx, FlipNotify<FrontRing<NetifTx>>, CBack<NetifTx>>(
+    run::<NetifTx, FlipNotify<RustFront<NetifTx>>, CRefBack<NetifTx>>(
         "mutant",
         1,
         None,
@@ -611,7 +614,7 @@ fn detects_flipped_notify() {
 #[test]
 #[should_panic(expected = "diverged from the C reference")]
 fn detects_missing_rearm() {
-    run::<Blkif, NoRearm<FrontRing<Blkif>>, CBack<Blkif>>(
+    run::<Blkif, NoRearm<RustFront<Blkif>>, CRefBack<Blkif>>(
         "mutant",
         1,
         Some(WRAP_START),

@@ -4,11 +4,15 @@
 use std::collections::BTreeMap;
 use std::mem::{align_of, offset_of, size_of};
 
-use xenpv_ring::{BackRing, FrontRing, SharedRing, ring_size, slot_size};
+use xenpv_ring::{
+    BackRing, FrontRing, PAGE_SIZE, RingError, SharedMemory, SharedRegion, SharedRing, ring_size,
+    slot_size,
+};
 use xenpv_ring_cref::{
     Big, BigRequest, BigResponse, Blkif, BlkifRequest, BlkifRequestSegment, BlkifResponse, CBack,
-    CFront, CProtocol, NetifTx, NetifTxRequest, NetifTxResponse, SharedPages, c_layouts,
+    CFront, CProtocol, NetifTx, NetifTxRequest, NetifTxResponse, RingHeader, c_layouts, snapshot,
 };
+use xenpv_shmem::TestPages;
 
 fn rust_layouts() -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
@@ -116,18 +120,16 @@ fn known_sizes() {
 fn runtime_sizes_agree<P: CProtocol>() {
     for pages in [1, 2, 4, 8] {
         let expect = ring_size::<P>(pages);
-        let c_mem = SharedPages::new(pages);
-        let r_mem = SharedPages::new(pages);
-        // SAFETY: each memory outlives the rings made on it in this iteration;
-        // one front and one back per memory, used from this thread only.
-        let cf = unsafe { CFront::<P>::new(c_mem.base(), pages) }.unwrap();
+        let c_mem = TestPages::new(pages);
+        let r_mem = TestPages::new(pages);
+        // SAFETY: one C front and one C back on `c_mem`, used from this thread
+        // only; nothing else touches `c_mem` while they run (the header and
+        // snapshot reads below happen between operations).
+        let cf = unsafe { CFront::<P, _>::new(c_mem.clone()) }.unwrap();
         // SAFETY: as above.
-        let cb = unsafe { CBack::<P>::new(c_mem.base(), pages) }.unwrap();
-        // SAFETY: as above.
-        let rf = unsafe { SharedRing::<P>::new(r_mem.base(), pages) }.unwrap();
-        // SAFETY: as above.
-        let rb = unsafe { SharedRing::<P>::new(r_mem.base(), pages) }.unwrap();
-        let (rf, rb) = (FrontRing::new(rf), BackRing::new(rb));
+        let cb = unsafe { CBack::<P, _>::new(c_mem.clone()) }.unwrap();
+        let rf = FrontRing::<P, _>::init(r_mem.clone()).unwrap();
+        let rb = BackRing::<P, _>::init(r_mem.clone()).unwrap();
         assert_eq!(cf.size(), expect, "C front, {pages} pages");
         assert_eq!(cb.size(), expect, "C back, {pages} pages");
         assert_eq!(rf.size(), expect, "Rust front, {pages} pages");
@@ -135,12 +137,11 @@ fn runtime_sizes_agree<P: CProtocol>() {
         assert_eq!(cf.free_requests(), expect);
         assert_eq!(rf.free_requests(), expect);
         // Both initialisations leave the same header (and untouched zero slots).
-        assert_eq!(c_mem.header(), r_mem.header());
-        // SAFETY: single-threaded; no ring operation runs during the copy.
-        let c = unsafe { c_mem.snapshot() };
-        // SAFETY: as above.
-        let r = unsafe { r_mem.snapshot() };
-        assert!(c == r, "{pages} pages: C and Rust initialisation differ");
+        assert_eq!(RingHeader::read(&c_mem), RingHeader::read(&r_mem));
+        assert!(
+            snapshot(&c_mem) == snapshot(&r_mem),
+            "{pages} pages: C and Rust initialisation differ"
+        );
     }
 }
 
@@ -151,19 +152,88 @@ fn ring_sizes_agree_at_runtime() {
     runtime_sizes_agree::<Big>();
 }
 
+/// `len` bytes from `offset` into some test pages, possibly read-only: memory
+/// a ring must refuse.
+struct Window {
+    pages: TestPages,
+    offset: usize,
+    len: usize,
+    writable: bool,
+}
+
+// SAFETY: a sub-range of the region of `pages`, which this value owns: valid,
+// in place and accessed only atomically for as long as `pages` lives
+// (`TestPages`' own contract), and the same range every time.
+unsafe impl SharedMemory for Window {
+    fn region(&self) -> SharedRegion<'_> {
+        self.pages
+            .region()
+            .subregion(self.offset, self.len)
+            .expect("window inside the pages")
+    }
+    fn writable(&self) -> bool {
+        self.writable
+    }
+}
+
+/// The C constructors (and `CFront::init_shared_at`) refuse exactly what
+/// `SharedRing::new` refuses, with the same error.
+fn refused_alike<P: CProtocol>(what: &str, window: impl Fn() -> Window, expect: RingError) {
+    let (r, _) = SharedRing::<P, _>::new(window()).unwrap_err();
+    assert_eq!(r, expect, "Rust, {what}");
+    // SAFETY: each refusal happens before any memory is touched; a success
+    // would have one ring on a window nobody else uses.
+    let (c, _) = unsafe { CFront::<P, _>::new(window()) }.unwrap_err();
+    assert_eq!(c, expect, "C front, {what}");
+    // SAFETY: as above.
+    let (c, _) = unsafe { CFront::<P, _>::attach(window(), 5) }.unwrap_err();
+    assert_eq!(c, expect, "C front attach, {what}");
+    // SAFETY: as above.
+    let (c, _) = unsafe { CBack::<P, _>::new(window()) }.unwrap_err();
+    assert_eq!(c, expect, "C back, {what}");
+    // SAFETY: as above.
+    let (c, _) = unsafe { CBack::<P, _>::attach(window(), 5) }.unwrap_err();
+    assert_eq!(c, expect, "C back attach, {what}");
+    // SAFETY: as above.
+    let c = unsafe { CFront::<P, _>::init_shared_at(&window(), 5) }.unwrap_err();
+    assert_eq!(c, expect, "C init_shared_at, {what}");
+}
+
 #[test]
 fn geometry_errors_match_rust() {
-    let mem = SharedPages::new(1);
-    // SAFETY: zero pages is rejected before any memory is touched.
-    let c = unsafe { CFront::<NetifTx>::new(mem.base(), 0) };
-    // SAFETY: as above.
-    let r = unsafe { SharedRing::<NetifTx>::new(mem.base(), 0) };
-    assert_eq!(c.unwrap_err(), r.unwrap_err());
-    // 4 bytes into the page: 4-aligned, not 8-aligned as blkif slots need.
-    let odd = mem.base().map_addr(|a| a.checked_add(4).unwrap());
-    // SAFETY: misalignment is rejected before any memory is touched.
-    let c = unsafe { CBack::<Blkif>::new(odd, 1) };
-    // SAFETY: as above.
-    let r = unsafe { SharedRing::<Blkif>::new(odd, 1) };
-    assert_eq!(c.unwrap_err(), r.unwrap_err());
+    let pages = TestPages::new(2);
+    let window = |offset, len, writable| {
+        let pages = pages.clone();
+        move || Window {
+            pages: pages.clone(),
+            offset,
+            len,
+            writable,
+        }
+    };
+    // No pages at all.
+    refused_alike::<NetifTx>("zero pages", window(0, 0, true), RingError::BadGeometry);
+    // Not a whole number of pages.
+    refused_alike::<NetifTx>(
+        "part of a page",
+        window(0, PAGE_SIZE - 4, true),
+        RingError::BadGeometry,
+    );
+    // 4 bytes into the pages: 4-aligned, not 8-aligned as blkif slots need.
+    refused_alike::<Blkif>(
+        "misaligned",
+        window(4, PAGE_SIZE, true),
+        RingError::Misaligned,
+    );
+    // A read-only mapping.
+    refused_alike::<Big>(
+        "read-only",
+        window(0, PAGE_SIZE, false),
+        RingError::ReadOnly,
+    );
+    // The same windows, aligned and writable, are accepted by both.
+    let ok = window(0, 2 * PAGE_SIZE, true);
+    assert!(SharedRing::<Blkif, _>::new(ok()).is_ok());
+    // SAFETY: the only ring on a window nobody else uses.
+    assert!(unsafe { CFront::<Blkif, _>::new(ok()) }.is_ok());
 }
