@@ -4,45 +4,20 @@
 //! on its own counter after a final check finds nothing to do.
 //!
 //! Run: `cargo run -p xenpv-ring-demo`
+#![forbid(unsafe_code)]
 
-use std::alloc::{Layout, alloc_zeroed, dealloc};
-use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Instant;
 
 use xenpv_ring::protocols::NetifTx;
-use xenpv_ring::{BackRing, FrontRing, PAGE_SIZE, SharedRing};
+use xenpv_ring::{BackRing, FrontRing};
+use xenpv_shmem::TestPages;
 use xenpv_sys::io::netif::{NETIF_RSP_OKAY, NetifTxRequest, NetifTxResponse};
 
 const PACKETS: u32 = 200_000;
 const BATCH: u32 = 16;
-
-/// One page standing in for the page the front end grants to the back end.
-struct Page(NonNull<u8>);
-// SAFETY: plain heap memory, accessed only through the ring's atomics/volatile copies.
-unsafe impl Send for Page {}
-// SAFETY: as above.
-unsafe impl Sync for Page {}
-impl Page {
-    fn new() -> Self {
-        let layout = Layout::from_size_align(PAGE_SIZE, PAGE_SIZE).expect("page layout");
-        // SAFETY: non-zero size.
-        Self(NonNull::new(unsafe { alloc_zeroed(layout) }).expect("out of memory"))
-    }
-    fn ring(&self) -> SharedRing<NetifTx> {
-        // SAFETY: the page outlives both ends (held in an Arc until they finish).
-        unsafe { SharedRing::new(self.0, 1) }.expect("a page holds a netif-tx ring")
-    }
-}
-impl Drop for Page {
-    fn drop(&mut self) {
-        let layout = Layout::from_size_align(PAGE_SIZE, PAGE_SIZE).expect("page layout");
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { dealloc(self.0.as_ptr(), layout) }
-    }
-}
 
 /// A counter standing in for an event channel: bumped on notify, waited on when idle.
 #[derive(Default)]
@@ -62,10 +37,13 @@ impl Event {
 }
 
 fn main() -> Result<(), xenpv_ring::RingError> {
-    let page = Arc::new(Page::new());
+    // One page standing in for the page the front end grants to the back
+    // end: each end owns a handle on it, as the front end owns its grant and
+    // the back end its mapping; the page lives until both ends are gone.
+    let page = TestPages::new(1);
     let (to_back, to_front) = (Arc::new(Event::default()), Arc::new(Event::default()));
-    let mut front = FrontRing::new(page.ring());
-    let mut back = BackRing::new(page.ring());
+    let mut front = FrontRing::<NetifTx, _>::init(page.clone()).map_err(|(e, _)| e)?;
+    let mut back = BackRing::<NetifTx, _>::init(page).map_err(|(e, _)| e)?;
     println!(
         "netif-tx ring: 1 page, {} slots of {} bytes",
         front.size(),
@@ -73,7 +51,7 @@ fn main() -> Result<(), xenpv_ring::RingError> {
     );
 
     let backend = {
-        let (to_back, to_front, _page) = (to_back.clone(), to_front.clone(), page.clone());
+        let (to_back, to_front) = (to_back.clone(), to_front.clone());
         thread::spawn(move || -> Result<(u64, u64), xenpv_ring::RingError> {
             let (mut done, mut bytes, mut notifies) = (0u32, 0u64, 0u64);
             while done < PACKETS {
