@@ -5,7 +5,8 @@
 #![no_main]
 
 use core::ptr::NonNull;
-use xenpv_ring::{BackRing, ByteConsumer, ByteProducer, ByteRingLayout, FrontRing, SharedRing};
+use xenpv_ring::{BackRing, ByteConsumer, ByteProducer, ByteRingLayout, FrontRing, RingError};
+use xenpv_shmem::RawRegion;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 #[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
@@ -27,18 +28,26 @@ struct Page([u8; 4096]);
 static mut RING_PAGE: Page = Page([0; 4096]);
 static mut CONSOLE_PAGE: Page = Page([0; 4096]);
 
-fn round_trip() -> Result<u32, xenpv_ring::RingError> {
-    // SAFETY: this is the only use of RING_PAGE, and the program is single-threaded.
-    let base = unsafe { NonNull::new_unchecked(core::ptr::addr_of_mut!(RING_PAGE).cast::<u8>()) };
-    // SAFETY: a static page lives forever; it is used only through these rings.
-    let (f, b) = unsafe {
-        (
-            SharedRing::<Proto>::new(base, 1)?,
-            SharedRing::<Proto>::new(base, 1)?,
-        )
-    };
-    let mut front = FrontRing::new(f);
-    let mut back = BackRing::new(b);
+/// A static page as shared memory, the way a unikernel describes a page Xen
+/// set up before it started (what `RawRegion` is for).
+///
+/// # Safety
+/// `page` must point to a static `Page`, and nothing may access that page
+/// except through the returned region (and regions of further calls for it).
+unsafe fn static_page(page: *mut Page) -> RawRegion {
+    // SAFETY: `page` points to a static (caller), so it is non-null and valid
+    // for reads and writes for as long as the region exists (forever); the
+    // caller promises the page is accessed only through `SharedRegion`s,
+    // that is, atomically.
+    unsafe { RawRegion::new(NonNull::new_unchecked(page.cast()), size_of::<Page>()) }
+}
+
+fn round_trip() -> Result<u32, RingError> {
+    // SAFETY: this is the only use of RING_PAGE.
+    let page = unsafe { static_page(&raw mut RING_PAGE) };
+    // Both ends borrow the one page: the guest's grant and the peer's mapping.
+    let mut front = FrontRing::<Proto, _>::init(&page).map_err(|(e, _)| e)?;
+    let mut back = BackRing::<Proto, _>::init(&page).map_err(|(e, _)| e)?;
     let mut sum = 0u32;
     for round in 0..1000u32 {
         while !front.is_full() {
@@ -59,17 +68,11 @@ fn round_trip() -> Result<u32, xenpv_ring::RingError> {
     Ok(sum)
 }
 
-fn console() -> Result<bool, xenpv_ring::RingError> {
-    // SAFETY: the only use of CONSOLE_PAGE; single-threaded.
-    let base =
-        unsafe { NonNull::new_unchecked(core::ptr::addr_of_mut!(CONSOLE_PAGE).cast::<u8>()) };
-    // SAFETY: a static page, used only through these two ends.
-    let (mut tx, mut rx) = unsafe {
-        (
-            ByteProducer::new(base, ByteRingLayout::CONSOLE_OUT)?,
-            ByteConsumer::new(base, ByteRingLayout::CONSOLE_OUT)?,
-        )
-    };
+fn console() -> Result<bool, RingError> {
+    // SAFETY: the only use of CONSOLE_PAGE.
+    let page = unsafe { static_page(&raw mut CONSOLE_PAGE) };
+    let mut tx = ByteProducer::new(&page, ByteRingLayout::CONSOLE_OUT).map_err(|(e, _)| e)?;
+    let mut rx = ByteConsumer::new(&page, ByteRingLayout::CONSOLE_OUT).map_err(|(e, _)| e)?;
     let msg = b"no_std link check\n";
     let mut buf = [0u8; 32];
     let n = tx.write(msg)?;
