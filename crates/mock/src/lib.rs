@@ -143,9 +143,8 @@
 //!     domid: DOMID_SELF, space: XENMAPSPACE_GRANT_TABLE, idx: 0,
 //!     gpfn: table.first_gfn.unwrap(), ..Default::default()
 //! };
-//! // SAFETY: `xatp` is a valid `xen_add_to_physmap` for the call.
-//! let rc = unsafe { front.hypercall(HYPERVISOR_MEMORY_OP, [u64::from(XENMEM_ADD_TO_PHYSMAP), &raw mut xatp as u64, 0, 0, 0]) };
-//! assert_eq!(rc, 0);
+//! // SAFETY: `gpfn` is a window frame of `front` that nothing else uses.
+//! unsafe { front.op_unchecked(&mut xatp) }.unwrap();
 //! // ...and grants a page to the back end in v1 entry 8.
 //! let page = front.alloc_pages(1).unwrap();
 //! let entry = table.va.as_ptr().wrapping_add(8 * 8);
@@ -162,9 +161,9 @@
 //!     host_addr: w.host_addr(0).unwrap(), flags: GntmapFlags::HOST_MAP.bits(),
 //!     ref_: 8, dom: front.domid(), ..Default::default()
 //! };
-//! // SAFETY: `op` is one valid `gnttab_map_grant_ref`.
-//! let rc = unsafe { back.hypercall(HYPERVISOR_GRANT_TABLE_OP, [u64::from(GNTTABOP_MAP_GRANT_REF), &raw mut op as u64, 1, 0, 0]) };
-//! assert_eq!((rc, op.status), (0, GNTST_OKAY));
+//! // SAFETY: `host_addr` is a window frame of `back` that nothing else uses.
+//! unsafe { back.op_unchecked(&mut op) }.unwrap();
+//! assert_eq!(op.status, GNTST_OKAY);
 //! // Xen marked the entry in use; the two addresses alias one page.
 //! assert_ne!(header.load(Ordering::SeqCst) & u32::from(GrantFlags::WRITING.bits()), 0);
 //! // SAFETY: both are mapped, writable pages.
@@ -714,23 +713,18 @@ impl Domain {
     /// use xenpv_mock::{DomainConfig, Xen};
     /// use xenpv_platform::Platform;
     /// use xenpv_sys::event_channel::*;
-    /// use xenpv_sys::xen::{DOMID_SELF, HYPERVISOR_EVENT_CHANNEL_OP};
+    /// use xenpv_sys::xen::DOMID_SELF;
     ///
     /// let xen = Xen::new();
     /// let (a, b) = (xen.create_domain(DomainConfig::default()), xen.create_domain(DomainConfig::default()));
-    /// let op = |d: &xenpv_mock::Domain, cmd: u32, arg: *mut u8| {
-    ///     // SAFETY: every call below passes the structure `cmd` takes.
-    ///     unsafe { d.hypercall(HYPERVISOR_EVENT_CHANNEL_OP, [u64::from(cmd), arg as u64, 0, 0, 0]) }
-    /// };
     /// let mut alloc = EvtchnAllocUnbound { dom: DOMID_SELF, remote_dom: b.domid(), port: 0 };
-    /// assert_eq!(op(&a, EVTCHNOP_ALLOC_UNBOUND, (&raw mut alloc).cast()), 0);
+    /// a.op(&mut alloc).unwrap();
     /// let mut bind = EvtchnBindInterdomain { remote_dom: a.domid(), remote_port: alloc.port, ..Default::default() };
-    /// assert_eq!(op(&b, EVTCHNOP_BIND_INTERDOMAIN, (&raw mut bind).cast()), 0);
+    /// b.op(&mut bind).unwrap();
     /// assert!(b.upcall_pending()); // binding raises the new local port once
     ///
     /// assert!(!a.upcall_pending());
-    /// let mut send = EvtchnSend { port: bind.local_port };
-    /// assert_eq!(op(&b, EVTCHNOP_SEND, (&raw mut send).cast()), 0);
+    /// b.op(&mut EvtchnSend { port: bind.local_port }).unwrap();
     /// assert!(a.upcall_pending());
     /// assert_eq!(xen.stats().sends_on(b.domid(), bind.local_port), 1);
     /// ```

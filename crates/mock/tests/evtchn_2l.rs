@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use xenpv_mock::{DomainConfig, Xen};
+use xenpv_platform::Platform;
 use xenpv_sys::event_channel::*;
 use xenpv_sys::xen::{DOMID_SELF, VIRQ_CONSOLE, VIRQ_DEBUG, VIRQ_TIMER};
 
@@ -14,7 +15,7 @@ fn status(d: &xenpv_mock::Domain, port: u32) -> (i64, EvtchnStatus) {
         port,
         ..Default::default()
     };
-    (evtchn(d, EVTCHNOP_STATUS, &mut s), s)
+    (call(d, &mut s), s)
 }
 
 #[test]
@@ -43,20 +44,12 @@ fn interdomain_setup_and_status() {
         remote_port: pa,
         ..Default::default()
     };
-    assert_eq!(
-        evtchn(&a, EVTCHNOP_BIND_INTERDOMAIN, &mut bi),
-        -22,
-        "a is not the remote"
-    );
+    assert_eq!(call(&a, &mut bi), -22, "a is not the remote");
     bi.remote_dom = 99;
-    assert_eq!(evtchn(&b, EVTCHNOP_BIND_INTERDOMAIN, &mut bi), -3);
+    assert_eq!(call(&b, &mut bi), -3);
     bi.remote_dom = a.domid();
     bi.remote_port = 5;
-    assert_eq!(
-        evtchn(&b, EVTCHNOP_BIND_INTERDOMAIN, &mut bi),
-        -22,
-        "not unbound"
-    );
+    assert_eq!(call(&b, &mut bi), -22, "not unbound");
 
     let pb = bind_interdomain(&b, a.domid(), pa);
     assert_eq!(pb, 1);
@@ -75,9 +68,8 @@ fn interdomain_setup_and_status() {
     assert!(b.upcall_pending());
     // A second bind to the now-connected port fails.
     assert_eq!(
-        evtchn(
+        call(
             &b,
-            EVTCHNOP_BIND_INTERDOMAIN,
             &mut EvtchnBindInterdomain {
                 remote_dom: a.domid(),
                 remote_port: pa,
@@ -93,18 +85,18 @@ fn interdomain_setup_and_status() {
         port: pa,
         ..Default::default()
     };
-    assert_eq!(evtchn(&b, EVTCHNOP_STATUS, &mut s), -1);
+    assert_eq!(call(&b, &mut s), -1);
     s.dom = 42;
-    assert_eq!(evtchn(&b, EVTCHNOP_STATUS, &mut s), -3);
+    assert_eq!(call(&b, &mut s), -3);
     // alloc_unbound for another domain: -EPERM; for no domain: -ESRCH.
     let mut au = EvtchnAllocUnbound {
         dom: b.domid(),
         remote_dom: a.domid(),
         port: 0,
     };
-    assert_eq!(evtchn(&a, EVTCHNOP_ALLOC_UNBOUND, &mut au), -1);
+    assert_eq!(call(&a, &mut au), -1);
     au.dom = 42;
-    assert_eq!(evtchn(&a, EVTCHNOP_ALLOC_UNBOUND, &mut au), -3);
+    assert_eq!(call(&a, &mut au), -3);
 }
 
 #[test]
@@ -172,10 +164,7 @@ fn masking_holds_delivery_and_unmask_redelivers() {
     assert!(!b.upcall_pending(), "and no upcall");
 
     // EVTCHNOP_unmask clears the mask and delivers the pending event.
-    assert_eq!(
-        evtchn(&b, EVTCHNOP_UNMASK, &mut EvtchnUnmask { port: pb }),
-        0
-    );
+    assert_eq!(call(&b, &mut EvtchnUnmask { port: pb }), 0);
     assert_eq!(pending_sel(&b), 1);
     assert!(b.upcall_pending());
     assert_eq!(
@@ -189,20 +178,11 @@ fn masking_holds_delivery_and_unmask_redelivers() {
     assert_eq!(send(&a, pa), 0);
     b.clear_upcall_pending();
     word(shared(&b), 8).store(0, std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(
-        evtchn(&b, EVTCHNOP_UNMASK, &mut EvtchnUnmask { port: pb }),
-        0
-    );
+    assert_eq!(call(&b, &mut EvtchnUnmask { port: pb }), 0);
     assert!(!b.upcall_pending());
     // Unmask of an invalid port; of a closed one (no-op).
-    assert_eq!(
-        evtchn(&b, EVTCHNOP_UNMASK, &mut EvtchnUnmask { port: 5000 }),
-        -22
-    );
-    assert_eq!(
-        evtchn(&b, EVTCHNOP_UNMASK, &mut EvtchnUnmask { port: 9 }),
-        0
-    );
+    assert_eq!(call(&b, &mut EvtchnUnmask { port: 5000 }), -22);
+    assert_eq!(call(&b, &mut EvtchnUnmask { port: 9 }), 0);
 }
 
 #[test]
@@ -226,7 +206,7 @@ fn close_leaves_the_peer_unbound_and_clears_pending() {
     let (pa, pb) = connect(&a, &b);
     assert_eq!(send(&a, pa), 0);
     assert!(pending(&b, pb));
-    assert_eq!(evtchn(&b, EVTCHNOP_CLOSE, &mut EvtchnClose { port: pb }), 0);
+    assert_eq!(call(&b, &mut EvtchnClose { port: pb }), 0);
     assert!(!pending(&b, pb), "close clears the pending bit");
     let (_, s) = status(&b, pb);
     assert_eq!(s.status, EVTCHNSTAT_CLOSED);
@@ -240,19 +220,9 @@ fn close_leaves_the_peer_unbound_and_clears_pending() {
     assert_eq!(send(&a, pa), 0);
     // Sending on a closed one is an error; closing twice too.
     assert_eq!(send(&b, pb), -22);
-    assert_eq!(
-        evtchn(&b, EVTCHNOP_CLOSE, &mut EvtchnClose { port: pb }),
-        -22
-    );
-    assert_eq!(
-        evtchn(&b, EVTCHNOP_CLOSE, &mut EvtchnClose { port: 0 }),
-        -22,
-        "reserved"
-    );
-    assert_eq!(
-        evtchn(&b, EVTCHNOP_CLOSE, &mut EvtchnClose { port: 1 << 20 }),
-        -22
-    );
+    assert_eq!(call(&b, &mut EvtchnClose { port: pb }), -22);
+    assert_eq!(call(&b, &mut EvtchnClose { port: 0 }), -22, "reserved");
+    assert_eq!(call(&b, &mut EvtchnClose { port: 1 << 20 }), -22);
     // b can bind again, getting the lowest free port.
     assert_eq!(bind_interdomain(&b, a.domid(), pa), pb);
 }
@@ -281,11 +251,11 @@ fn loopback_ipi_and_virq() {
 
     // IPI: a send raises the same port.
     let mut ipi = EvtchnBindIpi { vcpu: 0, port: 0 };
-    assert_eq!(evtchn(&d, EVTCHNOP_BIND_IPI, &mut ipi), 0);
+    assert_eq!(call(&d, &mut ipi), 0);
     assert_eq!(send(&d, ipi.port), 0);
     assert!(pending(&d, ipi.port));
     ipi.vcpu = 1;
-    assert_eq!(evtchn(&d, EVTCHNOP_BIND_IPI, &mut ipi), -2, "one vCPU");
+    assert_eq!(call(&d, &mut ipi), -2, "one vCPU");
 
     // VIRQs: per-vCPU ones bind; global ones belong to the (absent) hardware domain.
     let mut v = EvtchnBindVirq {
@@ -293,16 +263,16 @@ fn loopback_ipi_and_virq() {
         vcpu: 0,
         port: 0,
     };
-    assert_eq!(evtchn(&d, EVTCHNOP_BIND_VIRQ, &mut v), 0);
+    assert_eq!(call(&d, &mut v), 0);
     let timer = v.port;
-    assert_eq!(evtchn(&d, EVTCHNOP_BIND_VIRQ, &mut v), -17, "already bound");
+    assert_eq!(call(&d, &mut v), -17, "already bound");
     v.virq = VIRQ_CONSOLE;
-    assert_eq!(evtchn(&d, EVTCHNOP_BIND_VIRQ, &mut v), -16);
+    assert_eq!(call(&d, &mut v), -16);
     v.virq = 24;
-    assert_eq!(evtchn(&d, EVTCHNOP_BIND_VIRQ, &mut v), -22);
+    assert_eq!(call(&d, &mut v), -22);
     v.virq = VIRQ_DEBUG;
     v.vcpu = 3;
-    assert_eq!(evtchn(&d, EVTCHNOP_BIND_VIRQ, &mut v), -2);
+    assert_eq!(call(&d, &mut v), -2);
     let (_, s) = status(&d, timer);
     assert_eq!((s.status, s.u.virq()), (EVTCHNSTAT_VIRQ, VIRQ_TIMER));
     assert_eq!(send(&d, timer), -22, "VIRQ ports cannot be sent on");
@@ -311,33 +281,15 @@ fn loopback_ipi_and_virq() {
     assert!(xen.raise_virq(d.domid(), VIRQ_TIMER));
     assert!(pending(&d, timer) && d.upcall_pending());
     assert!(!xen.raise_virq(d.domid(), VIRQ_DEBUG));
-    assert_eq!(
-        evtchn(&d, EVTCHNOP_CLOSE, &mut EvtchnClose { port: timer }),
-        0
-    );
+    assert_eq!(call(&d, &mut EvtchnClose { port: timer }), 0);
     assert!(!xen.raise_virq(d.domid(), VIRQ_TIMER), "unbound by close");
 
     // bind_vcpu: vCPU 0 only, and not for IPIs or per-vCPU VIRQs.
+    assert_eq!(call(&d, &mut EvtchnBindVcpu { port: p1, vcpu: 0 }), 0);
+    assert_eq!(call(&d, &mut EvtchnBindVcpu { port: p1, vcpu: 1 }), -2);
     assert_eq!(
-        evtchn(
+        call(
             &d,
-            EVTCHNOP_BIND_VCPU,
-            &mut EvtchnBindVcpu { port: p1, vcpu: 0 }
-        ),
-        0
-    );
-    assert_eq!(
-        evtchn(
-            &d,
-            EVTCHNOP_BIND_VCPU,
-            &mut EvtchnBindVcpu { port: p1, vcpu: 1 }
-        ),
-        -2
-    );
-    assert_eq!(
-        evtchn(
-            &d,
-            EVTCHNOP_BIND_VCPU,
             &mut EvtchnBindVcpu {
                 port: ipi.port,
                 vcpu: 0
@@ -362,8 +314,8 @@ fn ports_run_out_at_max_evtchn_port() {
         remote_dom: 0,
         port: 0,
     };
-    assert_eq!(evtchn(&d, EVTCHNOP_ALLOC_UNBOUND, &mut au), -28);
-    assert_eq!(evtchn(&d, EVTCHNOP_CLOSE, &mut EvtchnClose { port: 33 }), 0);
+    assert_eq!(call(&d, &mut au), -28);
+    assert_eq!(call(&d, &mut EvtchnClose { port: 33 }), 0);
     assert_eq!(alloc_unbound(&d, 0), 33, "lowest free port is reused");
 }
 
@@ -372,14 +324,8 @@ fn reset_closes_everything() {
     let (_xen, a, b) = two_domains();
     let (pa, pb) = connect(&a, &b);
     let extra = alloc_unbound(&a, b.domid());
-    assert_eq!(
-        evtchn(&a, EVTCHNOP_RESET, &mut EvtchnReset { dom: b.domid() }),
-        -1
-    );
-    assert_eq!(
-        evtchn(&a, EVTCHNOP_RESET, &mut EvtchnReset { dom: DOMID_SELF }),
-        0
-    );
+    assert_eq!(call_unchecked(&a, &mut EvtchnReset { dom: b.domid() }), -1);
+    assert_eq!(call_unchecked(&a, &mut EvtchnReset { dom: DOMID_SELF }), 0);
     for p in [pa, extra] {
         assert_eq!(status(&a, p).1.status, EVTCHNSTAT_CLOSED);
     }
@@ -389,14 +335,15 @@ fn reset_closes_everything() {
         port: pb,
         priority: 3,
     };
-    assert_eq!(evtchn(&b, EVTCHNOP_SET_PRIORITY, &mut sp), -38);
-    assert_eq!(evtchn(&b, 99, &mut sp), -38);
+    assert_eq!(call(&b, &mut sp), -38);
+    // An unknown command: registers no typed structure produces (raw, on
+    // purpose, to test the decoder).
+    let args = [99, (&raw mut sp) as u64, 0, 0, 0];
+    // SAFETY: `sp` is a live, writable structure; the command is refused.
+    let r = unsafe { b.hypercall(xenpv_sys::xen::HYPERVISOR_EVENT_CHANNEL_OP, args) };
+    assert_eq!(r, -38);
     assert_eq!(
-        evtchn(
-            &b,
-            EVTCHNOP_EXPAND_ARRAY,
-            &mut EvtchnExpandArray { array_gfn: 1 }
-        ),
+        call_unchecked(&b, &mut EvtchnExpandArray { array_gfn: 1 }),
         -95
     );
 }

@@ -49,7 +49,7 @@ fn init_fifo(d: &Domain) -> Fifo {
         vcpu: 0,
         ..Default::default()
     };
-    assert_eq!(evtchn(d, EVTCHNOP_INIT_CONTROL, &mut ic), 0);
+    assert_eq!(call_unchecked(d, &mut ic), 0);
     assert_eq!(ic.link_bits, 17);
     let mut f = Fifo {
         control,
@@ -62,22 +62,14 @@ fn init_fifo(d: &Domain) -> Fifo {
 fn expand(d: &Domain, f: &mut Fifo) {
     let (p, gfn) = page(d);
     assert_eq!(
-        evtchn(
-            d,
-            EVTCHNOP_EXPAND_ARRAY,
-            &mut EvtchnExpandArray { array_gfn: gfn }
-        ),
+        call_unchecked(d, &mut EvtchnExpandArray { array_gfn: gfn }),
         0
     );
     f.pages.push(p);
 }
 
 fn set_priority(d: &Domain, port: u32, priority: u32) -> i64 {
-    evtchn(
-        d,
-        EVTCHNOP_SET_PRIORITY,
-        &mut EvtchnSetPriority { port, priority },
-    )
+    call(d, &mut EvtchnSetPriority { port, priority })
 }
 
 #[test]
@@ -138,10 +130,7 @@ fn masked_events_stay_unlinked_until_unmask() {
     assert_eq!(f.ready(), 0);
     assert!(!b.upcall_pending());
 
-    assert_eq!(
-        evtchn(&b, EVTCHNOP_UNMASK, &mut EvtchnUnmask { port: pb }),
-        0
-    );
+    assert_eq!(call(&b, &mut EvtchnUnmask { port: pb }), 0);
     assert_eq!(f.word(pb).load(Ordering::SeqCst), PENDING | LINKED);
     assert_eq!(f.head(7), pb);
     assert_eq!(f.ready(), 1 << 7);
@@ -154,7 +143,7 @@ fn linked_ports_are_busy_after_close() {
     let f = init_fifo(&b);
     let (_pa, pb) = connect(&a, &b);
     assert_ne!(f.word(pb).load(Ordering::SeqCst) & LINKED, 0);
-    assert_eq!(evtchn(&b, EVTCHNOP_CLOSE, &mut EvtchnClose { port: pb }), 0);
+    assert_eq!(call(&b, &mut EvtchnClose { port: pb }), 0);
     assert_eq!(
         f.word(pb).load(Ordering::SeqCst) & PENDING,
         0,
@@ -205,10 +194,7 @@ fn switching_keeps_2_level_pending_events() {
     assert_eq!(f.word(pb).load(Ordering::SeqCst), PENDING | LINKED);
     assert_eq!(f.head(7), pb);
     // EVTCHNOP_reset returns to 2-level.
-    assert_eq!(
-        evtchn(&b, EVTCHNOP_RESET, &mut EvtchnReset { dom: DOMID_SELF }),
-        0
-    );
+    assert_eq!(call_unchecked(&b, &mut EvtchnReset { dom: DOMID_SELF }), 0);
     assert_eq!(set_priority(&b, 1, 3), -38);
 }
 
@@ -222,42 +208,26 @@ fn fifo_argument_checks() {
         vcpu: 0,
         ..Default::default()
     };
-    assert_eq!(evtchn(&b, EVTCHNOP_INIT_CONTROL, &mut ic), -22, "unaligned");
+    assert_eq!(call_unchecked(&b, &mut ic), -22, "unaligned");
     ic.offset = 4096 - 64;
-    assert_eq!(
-        evtchn(&b, EVTCHNOP_INIT_CONTROL, &mut ic),
-        -22,
-        "crosses the page"
-    );
+    assert_eq!(call_unchecked(&b, &mut ic), -22, "crosses the page");
     ic.offset = 0;
     ic.vcpu = 1;
-    assert_eq!(evtchn(&b, EVTCHNOP_INIT_CONTROL, &mut ic), -2);
+    assert_eq!(call_unchecked(&b, &mut ic), -2);
     ic.vcpu = 0;
     ic.control_gfn = 1 << 30;
-    assert_eq!(evtchn(&b, EVTCHNOP_INIT_CONTROL, &mut ic), -22, "not RAM");
+    assert_eq!(call_unchecked(&b, &mut ic), -22, "not RAM");
     assert_eq!(
-        evtchn(
-            &b,
-            EVTCHNOP_EXPAND_ARRAY,
-            &mut EvtchnExpandArray { array_gfn: 1 }
-        ),
+        call_unchecked(&b, &mut EvtchnExpandArray { array_gfn: 1 }),
         -95,
         "not FIFO yet"
     );
     ic.control_gfn = cgfn;
     ic.offset = 8;
-    assert_eq!(evtchn(&b, EVTCHNOP_INIT_CONTROL, &mut ic), 0);
+    assert_eq!(call_unchecked(&b, &mut ic), 0);
+    assert_eq!(call_unchecked(&b, &mut ic), -22, "already registered");
     assert_eq!(
-        evtchn(&b, EVTCHNOP_INIT_CONTROL, &mut ic),
-        -22,
-        "already registered"
-    );
-    assert_eq!(
-        evtchn(
-            &b,
-            EVTCHNOP_EXPAND_ARRAY,
-            &mut EvtchnExpandArray { array_gfn: 1 << 30 }
-        ),
+        call_unchecked(&b, &mut EvtchnExpandArray { array_gfn: 1 << 30 }),
         -22
     );
 

@@ -108,11 +108,7 @@ fn duplicated_sends_arrive_again_after_consumption() {
     clear_2l(&b);
     // The duplicate lands at the next hypercall by anyone.
     assert_eq!(
-        evtchn(
-            &a,
-            xenpv_sys::event_channel::EVTCHNOP_UNMASK,
-            &mut xenpv_sys::event_channel::EvtchnUnmask { port: pa }
-        ),
+        call(&a, &mut xenpv_sys::event_channel::EvtchnUnmask { port: pa }),
         0
     );
     assert!(pending(&b, pb) && b.upcall_pending());

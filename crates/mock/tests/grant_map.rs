@@ -127,10 +127,10 @@ fn map_checks_return_xens_status_codes() {
         dom: f,
         ..Default::default()
     }];
-    assert_eq!(gnttab(&back, GNTTABOP_MAP_GRANT_REF, &mut op), 0);
+    assert_eq!(call_batch(&back, &mut op), 0);
     assert_eq!(op[0].status, GNTST_BAD_GNTREF);
     op[0].flags = (GntmapFlags::HOST_MAP | GntmapFlags::DEVICE_MAP).bits();
-    assert_eq!(gnttab(&back, GNTTABOP_MAP_GRANT_REF, &mut op), 0);
+    assert_eq!(call_batch(&back, &mut op), 0);
     assert_eq!(op[0].status, GNTST_GENERAL_ERROR);
 
     // The valid map works, and a second map at the same gfn is refused.
@@ -229,7 +229,7 @@ fn unmap_validates_handles_and_addresses() {
         handle: h,
         ..Default::default()
     }];
-    assert_eq!(gnttab(&back, GNTTABOP_UNMAP_AND_REPLACE, &mut rep), 0);
+    assert_eq!(call_batch(&back, &mut rep), 0);
     assert_eq!(rep[0].status, GNTST_GENERAL_ERROR);
 
     assert_eq!(unmap(&back, a0, h), GNTST_OKAY);
@@ -257,7 +257,7 @@ fn batches_report_per_op_status() {
         op(41, 1, GntmapFlags::HOST_MAP),
         op(41, 2, GntmapFlags::HOST_MAP | GntmapFlags::READONLY),
     ];
-    assert_eq!(gnttab(&back, GNTTABOP_MAP_GRANT_REF, &mut ops), 0);
+    assert_eq!(call_batch(&back, &mut ops), 0);
     assert_eq!(
         ops.map(|o| o.status),
         [GNTST_OKAY, GNTST_GENERAL_ERROR, GNTST_OKAY]
@@ -284,23 +284,23 @@ fn batches_report_per_op_status() {
             ..Default::default()
         },
     ];
-    assert_eq!(gnttab(&back, GNTTABOP_UNMAP_GRANT_REF, &mut un), 0);
+    assert_eq!(call_batch(&back, &mut un), 0);
     assert_eq!(
         un.map(|o| o.status),
         [GNTST_OKAY, GNTST_OKAY, GNTST_BAD_HANDLE]
     );
     // Batch bounds and command checks.
     let mut none: [GnttabMapGrantRef; 0] = [];
-    assert_eq!(gnttab(&back, GNTTABOP_MAP_GRANT_REF, &mut none), 0);
-    let big = [0u64, 0, u64::from(u32::MAX), 0, 0];
+    assert_eq!(call_batch(&back, &mut none), 0);
+    // Registers no typed structure produces: raw, on purpose.
     // SAFETY: the count is refused before any pointer is used.
-    let r = unsafe { back.hypercall(xenpv_sys::xen::HYPERVISOR_GRANT_TABLE_OP, big) };
+    let r = unsafe { raw_gnttab(&back, GNTTABOP_MAP_GRANT_REF, 0, u64::from(u32::MAX)) };
     assert_eq!(r, -22);
-    assert_eq!(
-        gnttab(&back, GNTTABOP_MAP_GRANT_REF | 1 << 12, &mut ops),
-        -22
-    );
-    assert_eq!(gnttab(&back, GNTTABOP_TRANSFER, &mut ops), -38);
+    let continuation = GNTTABOP_MAP_GRANT_REF | 1 << 12;
+    let at = ops.as_mut_ptr() as u64;
+    // SAFETY: `ops` holds 3 map operations; the command is refused first.
+    assert_eq!(unsafe { raw_gnttab(&back, continuation, at, 3) }, -22);
+    assert_eq!(call_batch(&back, &mut [GnttabTransfer::default()]), -38);
 }
 
 #[test]
@@ -369,14 +369,7 @@ fn unmap_after_the_granter_is_destroyed() {
         GNTST_BAD_DOMAIN
     );
     // The destroyed domain's own hypercalls fail.
-    assert_eq!(
-        gnttab(
-            &front,
-            GNTTABOP_QUERY_SIZE,
-            &mut [GnttabQuerySize::default()]
-        ),
-        -3
-    );
+    assert_eq!(call_batch(&front, &mut [GnttabQuerySize::default()]), -3);
 }
 
 #[test]
@@ -391,7 +384,7 @@ fn table_grows_on_demand_and_reports_its_size() {
         dom: DOMID_SELF,
         ..Default::default()
     }];
-    assert_eq!(gnttab(&d, GNTTABOP_QUERY_SIZE, &mut q), 0);
+    assert_eq!(call_batch(&d, &mut q), 0);
     assert_eq!(
         (q[0].status, q[0].nr_frames, q[0].max_nr_frames),
         (GNTST_OKAY, 1, 4)
@@ -406,25 +399,25 @@ fn table_grows_on_demand_and_reports_its_size() {
         gpfn: w.gfn(0).unwrap(),
         ..Default::default()
     };
-    assert_eq!(memop(&d, XENMEM_ADD_TO_PHYSMAP, &mut x), 0);
-    assert_eq!(gnttab(&d, GNTTABOP_QUERY_SIZE, &mut q), 0);
+    assert_eq!(call_unchecked(&d, &mut x), 0);
+    assert_eq!(call_batch(&d, &mut q), 0);
     assert_eq!(q[0].nr_frames, 3);
     // Beyond the maximum: -EINVAL, size unchanged.
     x.idx = 4;
     x.gpfn = w.gfn(1).unwrap();
-    assert_eq!(memop(&d, XENMEM_ADD_TO_PHYSMAP, &mut x), -22);
+    assert_eq!(call_unchecked(&d, &mut x), -22);
     // Placing into RAM is refused by the mock; other domains by XSM.
     x.idx = 0;
     x.gpfn = 3;
-    assert_eq!(memop(&d, XENMEM_ADD_TO_PHYSMAP, &mut x), -22);
+    assert_eq!(call_unchecked(&d, &mut x), -22);
     x.gpfn = w.gfn(1).unwrap();
     x.domid = other.domid();
-    assert_eq!(memop(&d, XENMEM_ADD_TO_PHYSMAP, &mut x), -1);
+    assert_eq!(call_unchecked(&d, &mut x), -1);
     x.domid = 99;
-    assert_eq!(memop(&d, XENMEM_ADD_TO_PHYSMAP, &mut x), -3);
+    assert_eq!(call_unchecked(&d, &mut x), -3);
     x.domid = DOMID_SELF;
     x.space = 77;
-    assert_eq!(memop(&d, XENMEM_ADD_TO_PHYSMAP, &mut x), -22);
+    assert_eq!(call_unchecked(&d, &mut x), -22);
 
     // setup_table grows to 4 and lists frame gfns (mapped) or synthetic ones.
     let mut frames = [0u64; 4];
@@ -434,24 +427,20 @@ fn table_grows_on_demand_and_reports_its_size() {
         frame_list: xenpv_sys::GuestHandle::from_mut_ptr(frames.as_mut_ptr()),
         ..Default::default()
     }];
-    assert_eq!(gnttab(&d, GNTTABOP_SETUP_TABLE, &mut s), 0);
+    assert_eq!(call_batch(&d, &mut s), 0);
     assert_eq!(s[0].status, GNTST_OKAY);
     assert_eq!(frames[2], w.gfn(0).unwrap());
     assert_ne!(frames[0] & (1 << 41), 0, "unmapped: synthetic");
     s[0].nr_frames = 5;
-    assert_eq!(gnttab(&d, GNTTABOP_SETUP_TABLE, &mut s), 0);
+    assert_eq!(call_batch(&d, &mut s), 0);
     assert_eq!(s[0].status, GNTST_GENERAL_ERROR);
     s[0].dom = 99;
-    assert_eq!(gnttab(&d, GNTTABOP_SETUP_TABLE, &mut s), 0);
+    assert_eq!(call_batch(&d, &mut s), 0);
     assert_eq!(s[0].status, GNTST_BAD_DOMAIN);
     s[0].dom = other.domid();
-    assert_eq!(gnttab(&d, GNTTABOP_SETUP_TABLE, &mut s), 0);
+    assert_eq!(call_batch(&d, &mut s), 0);
     assert_eq!(s[0].status, GNTST_PERMISSION_DENIED);
-    assert_eq!(
-        gnttab(&d, GNTTABOP_SETUP_TABLE, &mut [s[0], s[0]]),
-        -22,
-        "count must be 1"
-    );
+    assert_eq!(call_batch(&d, &mut [s[0], s[0]]), -22, "count must be 1");
 
     // Moving a frame to another gfn unmaps the old one.
     x = XenAddToPhysmap {
@@ -461,7 +450,7 @@ fn table_grows_on_demand_and_reports_its_size() {
         gpfn: w.gfn(3).unwrap(),
         ..Default::default()
     };
-    assert_eq!(memop(&d, XENMEM_ADD_TO_PHYSMAP, &mut x), 0);
+    assert_eq!(call_unchecked(&d, &mut x), 0);
     let mut b = [0u8];
     assert!(d.read_frame(w.gfn(0).unwrap(), 0, &mut b).is_err());
     assert!(d.read_frame(w.gfn(3).unwrap(), 0, &mut b).is_ok());
@@ -470,8 +459,8 @@ fn table_grows_on_demand_and_reports_its_size() {
         gpfn: w.gfn(3).unwrap(),
         ..Default::default()
     };
-    assert_eq!(memop(&d, XENMEM_REMOVE_FROM_PHYSMAP, &mut rm), 0);
-    assert_eq!(memop(&d, XENMEM_REMOVE_FROM_PHYSMAP, &mut rm), -2);
+    assert_eq!(call_unchecked(&d, &mut rm), 0);
+    assert_eq!(call_unchecked(&d, &mut rm), -2);
 }
 
 #[test]
@@ -485,9 +474,9 @@ fn shared_info_can_be_aliased_into_the_physmap() {
         gpfn: w.first_gfn.unwrap(),
         ..Default::default()
     };
-    assert_eq!(memop(&d, XENMEM_ADD_TO_PHYSMAP, &mut x), 0);
+    assert_eq!(call_unchecked(&d, &mut x), 0);
     poke(shared(&d).wrapping_add(3000), 0x42);
     assert_eq!(peek(w.va.as_ptr().wrapping_add(3000)), 0x42);
     x.idx = 1;
-    assert_eq!(memop(&d, XENMEM_ADD_TO_PHYSMAP, &mut x), -22);
+    assert_eq!(call_unchecked(&d, &mut x), -22);
 }

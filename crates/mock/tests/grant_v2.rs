@@ -14,7 +14,7 @@ const RW: GrantFlags = GrantFlags::PERMIT_ACCESS;
 
 fn set_version(d: &xenpv_mock::Domain, v: u32) -> (i64, u32) {
     let mut op = [GnttabSetVersion { version: v }];
-    (gnttab(d, GNTTABOP_SET_VERSION, &mut op), op[0].version)
+    (call_batch(d, &mut op), op[0].version)
 }
 
 fn get_version(d: &xenpv_mock::Domain, dom: u16) -> (i64, u32) {
@@ -22,7 +22,7 @@ fn get_version(d: &xenpv_mock::Domain, dom: u16) -> (i64, u32) {
         dom,
         ..Default::default()
     }];
-    (gnttab(d, GNTTABOP_GET_VERSION, &mut op), op[0].version)
+    (call_batch(d, &mut op), op[0].version)
 }
 
 #[test]
@@ -50,14 +50,14 @@ fn version_switching_rules() {
         frame_list: xenpv_sys::GuestHandle::from_mut_ptr(frames.as_mut_ptr()),
         ..Default::default()
     }];
-    assert_eq!(gnttab(&d, GNTTABOP_GET_STATUS_FRAMES, &mut op), 0);
+    assert_eq!(call_batch(&d, &mut op), 0);
     assert_eq!(op[0].status, GNTST_OKAY);
     op[0].nr_frames = 2;
-    assert_eq!(gnttab(&d, GNTTABOP_GET_STATUS_FRAMES, &mut op), 0);
+    assert_eq!(call_batch(&d, &mut op), 0);
     assert_eq!(op[0].status, GNTST_GENERAL_ERROR);
     let st = map_status(&d, 1);
     op[0].nr_frames = 1;
-    assert_eq!(gnttab(&d, GNTTABOP_GET_STATUS_FRAMES, &mut op), 0);
+    assert_eq!(call_batch(&d, &mut op), 0);
     assert_eq!(
         frames[0],
         st.first_gfn.unwrap(),
@@ -68,7 +68,7 @@ fn version_switching_rules() {
     assert_eq!(set_version(&d, 1), (0, 1));
     let mut b = [0u8];
     assert!(d.read_frame(st.first_gfn.unwrap(), 0, &mut b).is_err());
-    assert_eq!(gnttab(&d, GNTTABOP_GET_STATUS_FRAMES, &mut op), 0);
+    assert_eq!(call_batch(&d, &mut op), 0);
     assert_eq!(op[0].status, GNTST_GENERAL_ERROR);
     // The status index bit means nothing in v1: -EINVAL.
     let w = d.reserve_window(1).unwrap();
@@ -79,7 +79,7 @@ fn version_switching_rules() {
         gpfn: w.first_gfn.unwrap(),
         ..Default::default()
     };
-    assert_eq!(memop(&d, XENMEM_ADD_TO_PHYSMAP, &mut x), -22);
+    assert_eq!(call_unchecked(&d, &mut x), -22);
 }
 
 #[test]
@@ -241,13 +241,13 @@ fn status_frames_grow_with_the_table() {
         gpfn: w.first_gfn.unwrap(),
         ..Default::default()
     };
-    assert_eq!(memop(&d, XENMEM_ADD_TO_PHYSMAP, &mut x), 0);
+    assert_eq!(call_unchecked(&d, &mut x), 0);
     let mut q = [GnttabQuerySize {
         dom: DOMID_SELF,
         ..Default::default()
     }];
-    assert_eq!(gnttab(&d, GNTTABOP_QUERY_SIZE, &mut q), 0);
+    assert_eq!(call_batch(&d, &mut q), 0);
     assert_eq!(q[0].nr_frames, 16);
     x.idx = 2 | XENMAPIDX_GRANT_TABLE_STATUS;
-    assert_eq!(memop(&d, XENMEM_ADD_TO_PHYSMAP, &mut x), -22);
+    assert_eq!(call_unchecked(&d, &mut x), -22);
 }

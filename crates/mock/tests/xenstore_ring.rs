@@ -7,11 +7,12 @@ mod xs;
 use xenpv_mock::xenstored::{ConnError, DEFAULT_WATCH_EVENT_LIMIT, Perm, XsReplyFault};
 use xenpv_mock::{DomainConfig, Fault};
 use xenpv_platform::Platform;
-use xenpv_sys::event_channel::{EVTCHNOP_STATUS, EVTCHNSTAT_INTERDOMAIN, EvtchnStatus};
-use xenpv_sys::hvm_params::{HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN};
+use xenpv_sys::event_channel::{EVTCHNSTAT_INTERDOMAIN, EvtchnStatus};
+use xenpv_sys::hvm_params::{HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN, XenHvmParam};
 use xenpv_sys::io::xs_wire::*;
-use xenpv_sys::xen::{DOMID_SELF, HYPERVISOR_EVENT_CHANNEL_OP};
-use xs::{Guest, domains, get_param, z};
+use xenpv_sys::op::HvmGetParam;
+use xenpv_sys::xen::DOMID_SELF;
+use xs::{Guest, domains, get_param, rc, z};
 use zerocopy::IntoBytes;
 
 const OFF_REQ_PROD: usize = 2052;
@@ -34,8 +35,7 @@ fn ring_page_and_port_come_from_hvm_params() {
     assert_eq!(word(d, 63, OFF_CONNECTION), XENSTORE_CONNECTED);
     assert_eq!(word(d, 63, OFF_FEATURES), 3, "RECONNECTION | ERROR");
     assert_eq!(xen.xenstore().store_port(1), None, "bound lazily");
-    let (rc, port) = get_param(d, HVM_PARAM_STORE_EVTCHN);
-    assert_eq!((rc, port), (0, 1));
+    assert_eq!(get_param(d, HVM_PARAM_STORE_EVTCHN), (0, 1));
     assert_eq!(get_param(d, HVM_PARAM_STORE_EVTCHN), (0, 1), "stable");
     assert!(!d.upcall_pending(), "binding the store port raises nothing");
     let mut st = EvtchnStatus {
@@ -43,14 +43,8 @@ fn ring_page_and_port_come_from_hvm_params() {
         port: 1,
         ..Default::default()
     };
-    // SAFETY: `st` is a valid `evtchn_status`.
-    let rc = unsafe {
-        d.hypercall(
-            HYPERVISOR_EVENT_CHANNEL_OP,
-            [u64::from(EVTCHNOP_STATUS), (&raw mut st) as u64, 0, 0, 0],
-        )
-    };
-    assert_eq!((rc, st.status), (0, EVTCHNSTAT_INTERDOMAIN));
+    assert_eq!(rc(d.op(&mut st)), 0);
+    assert_eq!(st.status, EVTCHNSTAT_INTERDOMAIN);
     assert_eq!(
         st.u,
         xenpv_sys::event_channel::EvtchnStatusU::from_interdomain(0, st.u.interdomain_port()),
@@ -69,22 +63,12 @@ fn ring_page_and_port_come_from_hvm_params() {
         Some("63")
     );
     // Another domain's params are not ours to read.
-    let (rc, _) = {
-        let mut p = xenpv_sys::hvm_params::XenHvmParam {
-            domid: 7,
-            index: HVM_PARAM_STORE_PFN,
-            ..Default::default()
-        };
-        // SAFETY: valid `xen_hvm_param`.
-        let rc = unsafe {
-            d.hypercall(
-                xenpv_sys::xen::HYPERVISOR_HVM_OP,
-                [1, (&raw mut p) as u64, 0, 0, 0],
-            )
-        };
-        (rc, p.value)
-    };
-    assert_eq!(rc, -3, "ESRCH");
+    let mut p = HvmGetParam(XenHvmParam {
+        domid: 7,
+        index: HVM_PARAM_STORE_PFN,
+        ..Default::default()
+    });
+    assert_eq!(rc(d.op(&mut p)), -3, "ESRCH");
     // The RAM page is not handed out by the allocator.
     let p = d.alloc_pages(63).unwrap();
     assert_eq!(d.frame_of(p), Some(0));
@@ -615,20 +599,7 @@ fn closing_the_store_port_rebinds_on_next_query() {
     let (xen, ds) = domains(1);
     let g = Guest::connect(&ds[0]);
     let mut c = xenpv_sys::event_channel::EvtchnClose { port: g.port };
-    // SAFETY: valid `evtchn_close`.
-    let rc = unsafe {
-        ds[0].hypercall(
-            HYPERVISOR_EVENT_CHANNEL_OP,
-            [
-                u64::from(xenpv_sys::event_channel::EVTCHNOP_CLOSE),
-                (&raw mut c) as u64,
-                0,
-                0,
-                0,
-            ],
-        )
-    };
-    assert_eq!(rc, 0);
+    assert_eq!(rc(ds[0].op(&mut c)), 0);
     let mut g = Guest::connect(&ds[0]);
     assert_eq!(g.read("domid").unwrap(), b"1");
     assert_eq!(xen.xenstore().store_port(1), Some(g.port));

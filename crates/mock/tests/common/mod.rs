@@ -1,18 +1,16 @@
 //! Hypercall helpers shared by the integration tests: what a guest's grant
-//! and event-channel drivers would do, written out by hand.
+//! and event-channel drivers would do, written out by hand on the typed
+//! hypercall path (`xenpv_sys::op`).
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 use xenpv_mock::{Domain, DomainConfig, Xen};
-use xenpv_platform::{Platform, Window};
+use xenpv_platform::{BatchHypercall, Hypercall, Platform, SafeHypercall, Window, XenError};
 use xenpv_sys::event_channel::*;
 use xenpv_sys::grant_table::*;
 use xenpv_sys::memory::*;
-use xenpv_sys::xen::{
-    DOMID_SELF, DomId, HYPERVISOR_EVENT_CHANNEL_OP, HYPERVISOR_GRANT_TABLE_OP, HYPERVISOR_MEMORY_OP,
-};
-use zerocopy::{FromBytes, IntoBytes};
+use xenpv_sys::xen::{DOMID_SELF, DomId, HYPERVISOR_GRANT_TABLE_OP};
 
 /// A hypervisor with two small domains.
 pub fn two_domains() -> (Xen, Domain, Domain) {
@@ -33,31 +31,52 @@ pub fn two_domains() -> (Xen, Domain, Domain) {
     (xen, a, b)
 }
 
-/// `HYPERVISOR_grant_table_op(cmd, ops, ops.len())`.
-pub fn gnttab<T: IntoBytes + FromBytes>(d: &Domain, cmd: u32, ops: &mut [T]) -> i64 {
-    let args = [
-        u64::from(cmd),
-        ops.as_mut_ptr() as u64,
-        ops.len() as u64,
-        0,
-        0,
-    ];
-    // SAFETY: `ops` is a valid, writable array of the structure `cmd` takes.
-    unsafe { d.hypercall(HYPERVISOR_GRANT_TABLE_OP, args) }
+/// A typed hypercall's result as the raw `long` Xen returned (a value, or
+/// `-errno`), so tests can compare it with Xen's numbers.
+pub fn rc(r: Result<u64, XenError>) -> i64 {
+    r.map_or_else(XenError::as_ret, |v| v as i64)
 }
 
-/// `HYPERVISOR_event_channel_op(cmd, arg)`.
-pub fn evtchn<T: IntoBytes + FromBytes>(d: &Domain, cmd: u32, arg: &mut T) -> i64 {
-    let args = [u64::from(cmd), arg as *mut T as u64, 0, 0, 0];
-    // SAFETY: `arg` is a valid, writable structure of the type `cmd` takes.
-    unsafe { d.hypercall(HYPERVISOR_EVENT_CHANNEL_OP, args) }
+/// One operation that cannot break memory safety ([`Platform::op`]).
+pub fn call<H: SafeHypercall>(d: &Domain, arg: &mut H) -> i64 {
+    rc(d.op(arg))
 }
 
-/// `HYPERVISOR_memory_op(cmd, arg)`.
-pub fn memop<T: IntoBytes + FromBytes>(d: &Domain, cmd: u32, arg: &mut T) -> i64 {
-    let args = [u64::from(cmd), arg as *mut T as u64, 0, 0, 0];
-    // SAFETY: `arg` is a valid, writable structure of the type `cmd` takes.
-    unsafe { d.hypercall(HYPERVISOR_MEMORY_OP, args) }
+/// Any typed operation ([`Platform::op_unchecked`]). Test-only contract:
+/// every frame, window address and guest handle in `arg` is one of `d`'s
+/// own test pages, windows or arrays, which the tests touch only through raw
+/// pointers and atomics, so nothing Rust relies on changes under it.
+pub fn call_unchecked<H: Hypercall>(d: &Domain, arg: &mut H) -> i64 {
+    // SAFETY: the helper's contract above: the structure is `H`'s own, its
+    // frames and addresses are test-owned pages and windows of `d` (the mock
+    // validates every frame number), and its guest handles point at live
+    // test arrays large enough for what the mock writes.
+    rc(unsafe { d.op_unchecked(arg) })
+}
+
+/// A batch (`HYPERVISOR_grant_table_op(CMD, ops, ops.len())`,
+/// [`Platform::op_batch`]), under [`call_unchecked`]'s contract for every
+/// element.
+pub fn call_batch<H: BatchHypercall>(d: &Domain, ops: &mut [H]) -> i64 {
+    // SAFETY: as in `call_unchecked`, for every element of `ops`.
+    rc(unsafe { d.op_batch(ops) })
+}
+
+/// A raw `HYPERVISOR_grant_table_op` with registers no typed structure
+/// produces (a command with continuation bits, a count beyond the array, a
+/// null pointer): only for tests of the mock's own decoder.
+///
+/// # Safety
+/// `ptr..` must be valid for `count` elements of what `cmd` takes, unless
+/// the mock refuses the call before reading it.
+pub unsafe fn raw_gnttab(d: &Domain, cmd: u32, ptr: u64, count: u64) -> i64 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        d.hypercall(
+            HYPERVISOR_GRANT_TABLE_OP,
+            [u64::from(cmd), ptr, count, 0, 0],
+        )
+    }
 }
 
 /// Maps grant-table frames `0..frames` of `d` into a fresh window.
@@ -71,7 +90,7 @@ pub fn map_table(d: &Domain, frames: usize) -> Window {
             gpfn: w.gfn(i).unwrap(),
             ..Default::default()
         };
-        assert_eq!(memop(d, XENMEM_ADD_TO_PHYSMAP, &mut x), 0);
+        assert_eq!(call_unchecked(d, &mut x), 0);
     }
     w
 }
@@ -87,7 +106,7 @@ pub fn map_status(d: &Domain, frames: usize) -> Window {
             gpfn: w.gfn(i).unwrap(),
             ..Default::default()
         };
-        assert_eq!(memop(d, XENMEM_ADD_TO_PHYSMAP, &mut x), 0);
+        assert_eq!(call_unchecked(d, &mut x), 0);
     }
     w
 }
@@ -166,7 +185,7 @@ pub fn map(d: &Domain, granter: DomId, r: u32, host_addr: u64, readonly: bool) -
         dom: granter,
         ..Default::default()
     }];
-    assert_eq!(gnttab(d, GNTTABOP_MAP_GRANT_REF, &mut op), 0);
+    assert_eq!(call_batch(d, &mut op), 0);
     (op[0].status, op[0].handle)
 }
 
@@ -177,14 +196,14 @@ pub fn unmap(d: &Domain, host_addr: u64, handle: u32) -> i16 {
         handle,
         ..Default::default()
     }];
-    assert_eq!(gnttab(d, GNTTABOP_UNMAP_GRANT_REF, &mut op), 0);
+    assert_eq!(call_batch(d, &mut op), 0);
     op[0].status
 }
 
 /// One `GNTTABOP_copy`: the status.
 pub fn copy(d: &Domain, op: GnttabCopy) -> i16 {
     let mut ops = [op];
-    assert_eq!(gnttab(d, GNTTABOP_COPY, &mut ops), 0);
+    assert_eq!(call_batch(d, &mut ops), 0);
     ops[0].status
 }
 
@@ -213,7 +232,7 @@ pub fn alloc_unbound(d: &Domain, remote: DomId) -> u32 {
         remote_dom: remote,
         port: 0,
     };
-    assert_eq!(evtchn(d, EVTCHNOP_ALLOC_UNBOUND, &mut op), 0);
+    assert_eq!(call(d, &mut op), 0);
     op.port
 }
 
@@ -224,13 +243,13 @@ pub fn bind_interdomain(d: &Domain, remote: DomId, remote_port: u32) -> u32 {
         remote_port,
         ..Default::default()
     };
-    assert_eq!(evtchn(d, EVTCHNOP_BIND_INTERDOMAIN, &mut op), 0);
+    assert_eq!(call(d, &mut op), 0);
     op.local_port
 }
 
 /// `EVTCHNOP_send`: the return value.
 pub fn send(d: &Domain, port: u32) -> i64 {
-    evtchn(d, EVTCHNOP_SEND, &mut EvtchnSend { port })
+    call(d, &mut EvtchnSend { port })
 }
 
 /// A connected channel `a:pa <-> b:pb`, with both upcalls and pending bits

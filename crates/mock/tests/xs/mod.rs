@@ -1,48 +1,35 @@
 //! A hand-written xenstore client for the tests: what a guest does, with
-//! raw byte rings, hand-encoded `xsd_sockmsg`s and the event-channel
-//! hypercall.
+//! raw byte rings, hand-encoded `xsd_sockmsg`s and typed event-channel and
+//! HVM hypercalls.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
 
 use xenpv_mock::{Domain, DomainConfig, Xen};
-use xenpv_platform::Platform;
+use xenpv_platform::{PAGE_SIZE, Platform, XenError};
 use xenpv_ring::{ByteConsumer, ByteProducer, ByteRingLayout};
-use xenpv_sys::event_channel::{EVTCHNOP_SEND, EvtchnPort, EvtchnSend};
-use xenpv_sys::hvm_params::{
-    HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN, HVMOP_GET_PARAM, XenHvmParam,
-};
+use xenpv_shmem::RawRegion;
+use xenpv_sys::event_channel::{EvtchnPort, EvtchnSend};
+use xenpv_sys::hvm_params::{HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN};
 use xenpv_sys::io::xs_wire::*;
-use xenpv_sys::xen::{DOMID_SELF, HYPERVISOR_EVENT_CHANNEL_OP, HYPERVISOR_HVM_OP};
+use xenpv_sys::op::HvmGetParam;
 use zerocopy::{FromBytes, IntoBytes};
+
+/// A typed hypercall's result as the raw `long` Xen returned.
+pub fn rc(r: Result<u64, XenError>) -> i64 {
+    r.map_or_else(XenError::as_ret, |v| v as i64)
+}
 
 /// `HVMOP_get_param` for the calling domain: (rc, value).
 pub fn get_param(d: &Domain, index: u32) -> (i64, u64) {
-    let mut p = XenHvmParam {
-        domid: DOMID_SELF,
-        index,
-        ..Default::default()
-    };
-    // SAFETY: `p` is a valid `xen_hvm_param`.
-    let rc = unsafe {
-        d.hypercall(
-            HYPERVISOR_HVM_OP,
-            [u64::from(HVMOP_GET_PARAM), (&raw mut p) as u64, 0, 0, 0],
-        )
-    };
-    (rc, p.value)
+    let mut p = HvmGetParam::new(index);
+    let r = rc(d.op(&mut p));
+    (r, p.0.value)
 }
 
 /// `EVTCHNOP_send`.
 pub fn send(d: &Domain, port: EvtchnPort) -> i64 {
-    let mut s = EvtchnSend { port };
-    // SAFETY: `s` is a valid `evtchn_send`.
-    unsafe {
-        d.hypercall(
-            HYPERVISOR_EVENT_CHANNEL_OP,
-            [u64::from(EVTCHNOP_SEND), (&raw mut s) as u64, 0, 0, 0],
-        )
-    }
+    rc(d.op(&mut EvtchnSend { port }))
 }
 
 /// One message from xenstored.
@@ -70,8 +57,8 @@ pub struct Guest {
     pub d: Domain,
     pub port: EvtchnPort,
     pub gfn: u64,
-    tx: ByteProducer,
-    rx: ByteConsumer,
+    tx: ByteProducer<RawRegion>,
+    rx: ByteConsumer<RawRegion>,
     inbuf: Vec<u8>,
     next_req: u32,
     /// Watch events received while waiting for replies.
@@ -85,11 +72,17 @@ impl Guest {
         let (rc, port) = get_param(d, HVM_PARAM_STORE_EVTCHN);
         assert_eq!(rc, 0);
         let base = d.va_of(gfn).unwrap();
-        // SAFETY: the ring page is RAM of `d`, reserved for xenstore, and
-        // only used through these two ends (one per direction).
-        let tx = unsafe { ByteProducer::new(base, ByteRingLayout::XENSTORE_REQ) }.unwrap();
-        // SAFETY: as above, the other direction.
-        let rx = unsafe { ByteConsumer::new(base, ByteRingLayout::XENSTORE_RSP) }.unwrap();
+        // SAFETY: the ring page is RAM of `d`, reserved for xenstore (never
+        // handed out by the allocator), mapped while `d` lives, which the
+        // `Guest` keeps (and the regions are dropped with it); this side of
+        // the test only touches it through the two ring ends, atomically.
+        let region = || unsafe { RawRegion::new(base, PAGE_SIZE) };
+        let tx = ByteProducer::new(region(), ByteRingLayout::XENSTORE_REQ)
+            .map_err(|(e, _)| e)
+            .unwrap();
+        let rx = ByteConsumer::new(region(), ByteRingLayout::XENSTORE_RSP)
+            .map_err(|(e, _)| e)
+            .unwrap();
         Self {
             d: d.clone(),
             port: port as EvtchnPort,
