@@ -24,6 +24,10 @@ ln -sf fd/0 /dev/stdin
 ln -sf fd/1 /dev/stdout
 ln -sf fd/2 /dev/stderr
 exec </dev/console >/dev/console 2>&1
+# No output processing on the console: with it, the tty writes each line's
+# text and its "\r\n" separately, and a guest line that Xen prints in between
+# ends up inside ours on the serial port (run.sh's stamp() explains the rest).
+stty -opost
 
 NAME=xtb-guest
 CFG=/etc/xen/$NAME.cfg

@@ -27,9 +27,13 @@
 #   XEN_TESTBED_SMP=2  XEN_TESTBED_MEM=1024 (MiB of the emulated machine)
 #   XEN_TESTBED_CACHE=<dir>     cache location
 #
-# Why TCG and not KVM: this machine's /dev/kvm is a software virtualizer that
-# cannot run a hypervisor (see shared/xen-lab/README.md); TCG emulates the CPU,
-# including SVM + nested paging, which `-cpu max` offers to Xen for PVH guests.
+# Why TCG and not KVM: Xen must run as the hypervisor inside QEMU, which
+# with KVM needs nested virtualization; the machines this was built on have
+# none (their /dev/kvm, if any, cannot run a hypervisor), and many CI runners
+# have no /dev/kvm at all. TCG emulates the CPU, including SVM + nested
+# paging, which `-cpu max` offers to Xen for PVH guests. It is slow (dom0 is
+# ready 7-23 s after QEMU starts on a shared 2-core machine; the timeline this
+# prints shows each run's) but needs nothing from the host CPU.
 set -euo pipefail
 
 started=$(date +%s)
@@ -253,18 +257,27 @@ guest=${CARGO_TARGET_DIR:-$repo/examples/pvh-guest/target}/release/xenpv-pvh-gue
 [ -f "$guest" ] || die "no guest binary at $guest"
 # the dom0 side of steps c and d: a static Linux program for dom0's initramfs
 say "building the dom0 peer (cargo build --release, scripts/xen-testbed/dom0-peer)"
-logged cargo-build-peer cargo build --release --manifest-path "$here/dom0-peer/Cargo.toml"
+# (cargo reads .cargo/config.toml from the current directory, not from
+# --manifest-path's: name the peer's config, which links it statically)
+logged cargo-build-peer cargo build --release --manifest-path "$here/dom0-peer/Cargo.toml" \
+  --config "$here/dom0-peer/.cargo/config.toml"
 peer=${CARGO_TARGET_DIR:-$here/dom0-peer/target}/release/xtb-dom0-peer
 [ -f "$peer" ] || die "no dom0 peer binary at $peer"
 guest_file=$(stat -c %s "$guest")
-# bytes Xen loads: the PT_LOAD segments' memory size, from the ELF program headers
-elf_u() { od -An -t "u$1" -j "$2" -N "$1" "$guest" | tr -d ' '; }
-phoff=$(elf_u 8 32)
-guest_loaded=0
-for ((i = 0; i < $(elf_u 2 56); i++)); do
-  o=$((phoff + i * 56))
-  if [ "$(elf_u 4 "$o")" = 1 ]; then guest_loaded=$((guest_loaded + $(elf_u 8 $((o + 40))))); fi
-done
+# ELF64 program headers: "elf_phdrs FILE" prints each one's type and memory size
+elf_u() { od -An -t "u$2" -j "$3" -N "$2" "$1" | tr -d ' '; }
+elf_phdrs() {
+  local i o phoff
+  phoff=$(elf_u "$1" 8 32)
+  for ((i = 0; i < $(elf_u "$1" 2 56); i++)); do
+    o=$((phoff + i * 56))
+    echo "$(elf_u "$1" 4 "$o") $(elf_u "$1" 8 $((o + 40)))"
+  done
+}
+# bytes Xen loads: the PT_LOAD (1) segments' memory size
+guest_loaded=$(elf_phdrs "$guest" | awk '$1 == 1 { s += $2 } END { print s + 0 }')
+# a PT_INTERP (3) header means a dynamic binary, which would depend on dom0's glibc
+if grep -q '^3 ' <<<"$(elf_phdrs "$peer")"; then die "the dom0 peer $peer is not statically linked"; fi
 
 overlay=$run/overlay
 rm -rf "$overlay"
@@ -287,18 +300,41 @@ dom0_cmd="console=hvc0 earlyprintk=xen loglevel=4 panic=1${break_mode:+ xtb_brea
 say "booting Xen under QEMU TCG (timeout ${tmo}s)${break_mode:+, XEN_TESTBED_BREAK=$break_mode}"
 serial=$run/serial.log
 t0=${EPOCHREALTIME/./}
+# One serial port, three writers: Xen and the guest (through Xen) write whole
+# lines, "(XEN) ..." and "(d1) ...", but Xen passes dom0's console output
+# through as dom0 writes it, in pieces of at most 127 bytes (Xen 4.17's
+# guest_console_write), so a guest line can land inside a dom0 line. dom0's
+# /init writes each line in one write (stty -opost: no separate "\r\n"), so
+# only dom0 lines over 127 bytes can be cut; stamp() takes a Xen or guest line
+# found right after a 127-byte piece out of the dom0 line and joins dom0's
+# pieces again, so every line, and every PASS/FAIL verdict, stands alone.
+xen_line_re='\((XEN|d[0-9]+)\) '
+stamp_line() { # one whole line: to the serial log, and shown live if it matters
+  local t=${EPOCHREALTIME/./}
+  printf -v t '%d.%02d' $(((t - t0) / 1000000)) $(((t - t0) / 10000 % 100))
+  printf '[%7s] %s\n' "$t" "$1" >>"$serial"
+  case "$1" in
+    *"Xen version"* | XTB-* | *"xenpv-pvh-guest: "* | *"Kernel panic"* | *"(XEN) Panic"* | *FATAL*)
+      printf '  [%7s] %s\n' "$t" "${1:0:160}" ;;
+  esac
+}
 stamp() {
-  local l t
+  local LC_ALL=C l head held=''
   while IFS= read -r l || [ -n "$l" ]; do
-    l=${l%$'\r'}
-    t=${EPOCHREALTIME/./}
-    t=$(printf '%d.%02d' $(((t - t0) / 1000000)) $(((t - t0) / 10000 % 100)))
-    printf '[%7s] %s\n' "$t" "$l" >>"$serial"
-    case "$l" in
-      *"Xen version"* | XTB-* | *"xenpv-pvh-guest: "* | *"Kernel panic"* | *"(XEN) Panic"* | *FATAL*)
-        printf '  [%7s] %s\n' "$t" "${l:0:160}" ;;
-    esac
+    while [[ $l == *$'\r' ]]; do l=${l%$'\r'}; done
+    if [[ $l =~ $xen_line_re ]]; then
+      head=${l%%"${BASH_REMATCH[0]}"*}
+      if [ -n "$head" ] && [ $(((${#held} + ${#head}) % 127)) = 0 ]; then
+        held+=$head # a piece of a dom0 line, then a whole Xen/guest line
+        l=${l:${#head}}
+      fi
+      stamp_line "$l"
+    else
+      stamp_line "$held$l" # a dom0 line, or the rest of one
+      held=''
+    fi
   done
+  [ -z "$held" ] || stamp_line "$held"
 }
 : >"$serial"
 set +e
