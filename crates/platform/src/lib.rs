@@ -22,6 +22,9 @@
 //! ```
 #![no_std]
 
+#[cfg(test)]
+extern crate std;
+
 use core::ptr::NonNull;
 
 pub use xenpv_sys::XEN_PAGE_SIZE as PAGE_SIZE;
@@ -29,9 +32,13 @@ pub use xenpv_sys::errno::{XenErrno, XenError};
 pub use xenpv_sys::op::{BatchHypercall, Hypercall, SafeHypercall};
 pub use xenpv_sys::xen::SharedInfo;
 
+mod boot_ring;
+pub mod domain;
 pub mod pool;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
+
+pub use boot_ring::{BootRing, BootRingInfo, BootRingPage};
 
 /// How Xen names this domain's memory in grant entries, ring references and
 /// hypercall arguments.
@@ -54,6 +61,9 @@ pub enum PlatformError {
     Exhausted,
     /// Xen refused.
     Hypercall(XenError),
+    /// The toolstack did not set this up (a boot-time ring whose parameter
+    /// is 0), or set it up where this platform cannot reach it.
+    Missing,
 }
 
 impl core::fmt::Display for PlatformError {
@@ -62,6 +72,7 @@ impl core::fmt::Display for PlatformError {
             Self::Unsupported => f.write_str("not supported by this platform"),
             Self::Exhausted => f.write_str("out of pages, frames or address space"),
             Self::Hypercall(e) => e.fmt(f),
+            Self::Missing => f.write_str("not set up by the toolstack, or out of reach"),
         }
     }
 }
@@ -220,6 +231,27 @@ pub unsafe trait Platform {
     /// number that [`frame_of`](Self::frame_of) returns.
     fn alloc_pages(&self, count: usize) -> Option<NonNull<u8>>;
 
+    /// Where one of the rings the toolstack set up before the guest started
+    /// is (the xenstore or PV console page, and its event channel). Drivers
+    /// use it through [`BootRingPage::open`]. The default says
+    /// [`PlatformError::Unsupported`].
+    ///
+    /// Translated guests find the frame and port with
+    /// [`BootRing::hvm_location`] (`HVMOP_get_param`) and only add the
+    /// frame's virtual address; PV guests read them from `start_info`.
+    ///
+    /// # Implementation safety
+    /// On success, `va` must be the page-aligned start of the page the
+    /// toolstack set up for `ring`, mapped read-write for the lifetime of
+    /// the platform, and never accessed by this domain other than
+    /// atomically (it is not a pool page, a window page, or part of any Rust
+    /// object): the daemon in dom0 writes it at any time. `frame` and `port`
+    /// must be the ring's frame and this domain's end of its event channel.
+    fn boot_ring(&self, ring: BootRing) -> Result<BootRingInfo, PlatformError> {
+        let _ = ring;
+        Err(PlatformError::Unsupported)
+    }
+
     /// Returns pages from [`alloc_pages`](Self::alloc_pages).
     ///
     /// # Implementation safety
@@ -300,6 +332,9 @@ unsafe impl<T: Platform + ?Sized> Platform for &T {
     }
     fn alloc_pages(&self, count: usize) -> Option<NonNull<u8>> {
         (**self).alloc_pages(count)
+    }
+    fn boot_ring(&self, ring: BootRing) -> Result<BootRingInfo, PlatformError> {
+        (**self).boot_ring(ring)
     }
     unsafe fn free_pages(&self, base: NonNull<u8>, count: usize) {
         // SAFETY: the caller's contract is `T::free_pages`'s.

@@ -1,0 +1,123 @@
+//! The hypercall page of an HVM/PVH guest: installed by writing its address
+//! to the MSR Xen names in CPUID, then entered for every hypercall.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use xenpv_sys::hypercall::hypercall5;
+use xenpv_sys::op::{Hypercall, SafeHypercall};
+use xenpv_sys::sched::{SchedShutdown, ShutdownReason};
+
+use super::XenCpuid;
+use crate::XenError;
+
+/// The page installed last by [`HypercallPage::install`], for code that has
+/// no platform at hand (a panic handler).
+static INSTALLED: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
+
+/// A page Xen filled with hypercall stubs. `Copy`: it is only an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HypercallPage(NonNull<u8>);
+
+// SAFETY: the page is read-only code once Xen wrote it; calling into it
+// from any thread (vCPU) is what it is for.
+unsafe impl Send for HypercallPage {}
+// SAFETY: as above.
+unsafe impl Sync for HypercallPage {}
+
+impl HypercallPage {
+    /// Asks Xen to fill the page at `page` (physical address `page_pa`) with
+    /// hypercall stubs: `wrmsr` of the address to
+    /// [`XenCpuid::hypercall_msr`]. Remembers it for
+    /// [`installed`](Self::installed).
+    ///
+    /// # Safety
+    /// `page` must be a 4 KiB-aligned page of this guest's RAM at physical
+    /// address `page_pa`, mapped executable, that nothing else uses for as
+    /// long as any copy of the returned value (or of
+    /// [`installed`](Self::installed)'s) is used. The code must run in ring 0
+    /// of an HVM/PVH guest of the Xen that `xen` describes.
+    pub unsafe fn install(xen: &XenCpuid, page: NonNull<u8>, page_pa: u64) -> Self {
+        let msr = xen.hypercall_msr();
+        // Low 12 bits: index of the page among Xen's hypercall pages (0).
+        let value = page_pa & !0xfff;
+        // SAFETY: `msr` is the hypercall-page MSR Xen advertises in CPUID;
+        // writing a page address to it makes Xen write that page, which the
+        // caller dedicates to this (no Rust reference observes the change).
+        // `wrmsr` uses no stack and keeps the flags; memory effects are
+        // declared (no `nomem`). Ring 0 is the caller's contract.
+        unsafe {
+            core::arch::asm!(
+                "wrmsr",
+                in("ecx") msr,
+                in("eax") value as u32,
+                in("edx") (value >> 32) as u32,
+                options(nostack, preserves_flags)
+            );
+        }
+        INSTALLED.store(page.as_ptr(), Ordering::Release);
+        Self(page)
+    }
+
+    /// A page Xen already filled (for example through the
+    /// `XEN_ELFNOTE_HYPERCALL_PAGE` note of a PV kernel).
+    ///
+    /// # Safety
+    /// `page` must be this domain's hypercall page, mapped executable, for as
+    /// long as any copy of the value is used.
+    pub const unsafe fn from_installed(page: NonNull<u8>) -> Self {
+        Self(page)
+    }
+
+    /// The page [`install`](Self::install) installed last, if any.
+    pub fn installed() -> Option<Self> {
+        // A non-null value was stored only after Xen filled the page, and
+        // `install`'s contract keeps it valid while copies are used.
+        NonNull::new(INSTALLED.load(Ordering::Acquire)).map(Self)
+    }
+
+    /// The page's address.
+    pub fn as_ptr(&self) -> NonNull<u8> {
+        self.0
+    }
+
+    /// Enters Xen with hypercall `op` and five arguments.
+    ///
+    /// # Safety
+    /// As [`xenpv_sys::hypercall::hypercall5`] for these arguments (the page
+    /// part is this value's invariant).
+    pub unsafe fn call(&self, op: u32, args: [u64; 5]) -> i64 {
+        let [a1, a2, a3, a4, a5] = args;
+        // SAFETY: the page is Xen's (constructor contract); the arguments
+        // are the caller's contract.
+        unsafe { hypercall5(self.0.as_ptr(), op, a1, a2, a3, a4, a5) }
+    }
+
+    /// Issues a typed hypercall that cannot break memory safety.
+    pub fn op<H: SafeHypercall>(&self, arg: &mut H) -> Result<u64, XenError> {
+        let args = arg.args();
+        // SAFETY: the registers `H` defines for itself, pointing into `arg`
+        // (borrowed for the call); `SafeHypercall` promises no other memory
+        // or frame is named.
+        XenError::check(unsafe { self.call(H::NR, args) })
+    }
+
+    /// Issues any typed hypercall.
+    ///
+    /// # Safety
+    /// As [`Platform::op_unchecked`](crate::Platform::op_unchecked).
+    pub unsafe fn op_unchecked<H: Hypercall>(&self, arg: &mut H) -> Result<u64, XenError> {
+        let args = arg.args();
+        // SAFETY: registers from the `Hypercall` contract; the rest is the
+        // caller's contract.
+        XenError::check(unsafe { self.call(H::NR, args) })
+    }
+
+    /// `SCHEDOP_shutdown` without a platform (a panic handler's last act):
+    /// see [`domain::shutdown`](crate::domain::shutdown).
+    pub fn shutdown(&self, reason: ShutdownReason) -> Result<u64, XenError> {
+        self.op(&mut SchedShutdown {
+            reason: reason.raw(),
+        })
+    }
+}
