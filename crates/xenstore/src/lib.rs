@@ -45,6 +45,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod connect;
 mod decimal;
 mod error;
 pub mod perms;
@@ -57,6 +58,8 @@ mod client;
 pub mod fuzz;
 #[cfg(feature = "alloc")]
 pub mod xenbus;
+
+pub use connect::{StoreHooks, StoreRing, StoreTransport};
 
 #[cfg(feature = "alloc")]
 pub use client::{Client, Config, Error, OwnedWatchEvent, Stats, Store, Transaction, TxId};
