@@ -1,8 +1,6 @@
-//! What every freestanding example binary must supply itself, shared by
-//! `examples/nostd-link` and `examples/pvh-guest` (each includes this file with
-//! `#[path]`): the symbols compiler-generated code calls (`mem*`) and the
-//! unwinding personality the host target's prebuilt `core` names. A unikernel
-//! supplies these too (or gets them from its own runtime).
+//! The symbols compiler-generated code calls (`mem*`) and the unwinding
+//! personality the host target's prebuilt `core` names. A unikernel supplies
+//! these too (or gets them from its own runtime).
 
 /// The host target's prebuilt `core` is compiled for unwinding and names this
 /// symbol; with panic=abort nothing ever calls it.
