@@ -124,6 +124,8 @@ pub enum ConsoleError {
     Notify(XenError),
     /// The platform found no console (or could not reach it).
     Platform(PlatformError),
+    /// A `Display` implementation in the formatted arguments failed.
+    Format,
     /// The daemon made no progress within the wait bound.
     Stalled {
         /// Bytes still waiting in the output ring.
@@ -137,6 +139,7 @@ impl fmt::Display for ConsoleError {
             Self::Ring(e) => write!(f, "console ring: {e}"),
             Self::Notify(e) => write!(f, "console notification (EVTCHNOP_send): {e}"),
             Self::Platform(e) => write!(f, "console page: {e}"),
+            Self::Format => f.write_str("formatting the console output failed"),
             Self::Stalled { pending } => write!(
                 f,
                 "console daemon made no progress ({pending} bytes pending)"
@@ -316,6 +319,27 @@ impl<P: Platform, M: SharedMemory, W> Console<P, M, W> {
             }
         }
         Ok(())
+    }
+
+    /// Writes formatted text, like `write!`, but returns the console's error
+    /// instead of `fmt::Error`.
+    ///
+    /// ```
+    /// # fn demo<P: xenpv_platform::Platform, M: xenpv_shmem::SharedMemory>(
+    /// #     console: &mut xenpv_console::Console<P, M>,
+    /// # ) -> Result<(), xenpv_console::ConsoleError> {
+    /// console.print(format_args!("booted in {} ms\n", 42))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn print(&mut self, args: fmt::Arguments<'_>) -> Result<(), ConsoleError>
+    where
+        W: Wait<P>,
+    {
+        self.last_error = None;
+        match fmt::Write::write_fmt(self, args) {
+            Ok(()) => Ok(()),
+            Err(fmt::Error) => Err(self.last_error.unwrap_or(ConsoleError::Format)),
+        }
     }
 
     /// Waits (see [`Wait`]) until the daemon has consumed everything

@@ -103,6 +103,18 @@ fn a_silent_daemon_stalls_writes_and_flushes_within_the_bound() {
     daemon_out(&page).read(&mut [0u8; 4096]).unwrap();
     writeln!(console, "back").unwrap();
     assert_eq!(console.pending(), Ok(5));
+    // `print` gives the error itself; a failing `Display` is not the console's.
+    struct Bad;
+    impl core::fmt::Display for Bad {
+        fn fmt(&self, _: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            Err(core::fmt::Error)
+        }
+    }
+    assert_eq!(
+        console.print(format_args!("{}", Bad)),
+        Err(ConsoleError::Format)
+    );
+    assert_eq!(console.print(format_args!("ok {}\n", 1)), Ok(()));
     drop(console);
     assert_eq!(calls, 3);
 }

@@ -2,6 +2,8 @@
 //! enough for the bounded waits of a driver (deadlines, elapsed
 //! milliseconds), without a timer interrupt.
 
+use crate::{Platform, domain};
+
 /// Reads the time-stamp counter.
 #[allow(unused_unsafe)] // the intrinsic is a safe fn on newer toolchains
 pub fn rdtsc() -> u64 {
@@ -52,6 +54,22 @@ impl Tsc {
     /// A deadline `ms` milliseconds from now.
     pub fn deadline_ms(&self, ms: u64) -> Deadline {
         Deadline(rdtsc().saturating_add(u64::from(self.khz).saturating_mul(ms)))
+    }
+
+    /// A bounded wait for drivers that count their waits without progress
+    /// (`xenpv_console::Wait` is any `FnMut(&P, idle) -> bool`): each call
+    /// yields the vCPU (`SCHEDOP_yield`) and says whether less than `ms`
+    /// milliseconds have passed since the first wait without progress
+    /// (`idle == 0`).
+    pub fn yield_for<P: Platform>(self, ms: u64) -> impl FnMut(&P, u32) -> bool {
+        let mut since = 0;
+        move |platform: &P, idle: u32| {
+            if idle == 0 {
+                since = rdtsc();
+            }
+            let _ = domain::yield_now(platform);
+            self.ms_since(since) < ms
+        }
     }
 }
 
