@@ -11,12 +11,16 @@
 //! * [`pvh_entry!`] (feature `pvh`, x86_64): the Xen ELF notes and the 32-bit
 //!   PVH entry that builds an identity map of the low 4 GiB, enters long
 //!   mode and calls a Rust function with the `hvm_start_info` address.
+//! * [`interrupts`] (feature `pvh`, x86_64): an IDT gate and the local APIC
+//!   for the event-channel upcall vector.
 //!
 //! Each binary still writes its own `#[panic_handler]` (what to do on a
 //! panic is the program's business: exit, or shut the domain down).
 #![no_std]
 
 mod alloc;
+#[cfg(all(feature = "pvh", target_arch = "x86_64"))]
+pub mod interrupts;
 mod mem;
 #[cfg(all(feature = "pvh", target_arch = "x86_64"))]
 mod pvh;

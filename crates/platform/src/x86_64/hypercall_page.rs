@@ -4,9 +4,10 @@
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use xenpv_sys::hypercall::hypercall5;
+use xenpv_sys::hypercall::{HYPERCALL_ENTRY_SIZE, hypercall5};
 use xenpv_sys::op::{Hypercall, SafeHypercall};
-use xenpv_sys::sched::{SchedShutdown, ShutdownReason};
+use xenpv_sys::sched::{SCHEDOP_YIELD, SchedShutdown, ShutdownReason};
+use xenpv_sys::xen::HYPERVISOR_SCHED_OP;
 
 use super::XenCpuid;
 use crate::XenError;
@@ -111,6 +112,47 @@ impl HypercallPage {
         // SAFETY: registers from the `Hypercall` contract; the rest is the
         // caller's contract.
         XenError::check(unsafe { self.call(H::NR, args) })
+    }
+
+    /// `SCHEDOP_yield` with interrupts enabled for the hypercall only (`sti`
+    /// before, `cli` after): an interrupt pending or arriving meanwhile —
+    /// the event-channel upcall — is taken inside it. Every caller-saved
+    /// register is declared clobbered, so an interrupt handler called from
+    /// a stub that saves nothing is enough.
+    ///
+    /// # Safety
+    /// Interrupts must be disabled when called, and every interrupt that
+    /// can reach this vCPU must have an IDT gate whose handler returns with
+    /// `iretq`, preserving the callee-saved registers of the C ABI and
+    /// leaving memory Rust code owns alone (it runs on this stack, below
+    /// the interrupt frame).
+    pub unsafe fn yield_interruptible(&self) -> Result<u64, XenError> {
+        let entry = self
+            .0
+            .as_ptr()
+            .wrapping_add(HYPERVISOR_SCHED_OP as usize * HYPERCALL_ENTRY_SIZE);
+        let ret: i64;
+        // SAFETY: `entry` is the sched_op stub of Xen's hypercall page
+        // (constructor contract; 29 < 128 stubs), called with the x86_64
+        // hypercall ABI: `SCHEDOP_yield` in rdi, a null argument in rsi,
+        // the result in rax; `clobber_abi("C")` covers every register the
+        // stub or an interrupt handler may change, and without `nostack`
+        // the compiler keeps nothing in the red zone, which the interrupt
+        // frame overwrites. Interrupts are enabled only between `sti` and
+        // `cli`, with handlers the caller vouches for.
+        unsafe {
+            core::arch::asm!(
+                "sti",
+                "call {entry}",
+                "cli",
+                entry = in(reg) entry,
+                inlateout("rdi") u64::from(SCHEDOP_YIELD) => _,
+                inlateout("rsi") 0u64 => _,
+                lateout("rax") ret,
+                clobber_abi("C"),
+            );
+        }
+        XenError::check(ret)
     }
 
     /// `SCHEDOP_shutdown` without a platform (a panic handler's last act):
