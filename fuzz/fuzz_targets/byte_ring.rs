@@ -33,8 +33,8 @@ fn data_offset(layout: &ByteRingLayout, idx: u32) -> usize {
 }
 
 /// The producing end under test ("out" direction).
-struct Out {
-    tx: ByteProducer,
+struct Out<'m> {
+    tx: ByteProducer<&'m SharedPages>,
     layout: ByteRingLayout,
     prod: u32,
     cons_seen: u32,
@@ -45,7 +45,7 @@ struct Out {
     fifo: VecDeque<u8>,
 }
 
-impl Out {
+impl Out<'_> {
     /// The validated read of the peer's consumer index.
     fn free_space(&mut self, cons: u32) -> Result<u32, RingError> {
         if self.broken {
@@ -65,8 +65,8 @@ impl Out {
 }
 
 /// The consuming end under test ("in" direction).
-struct In {
-    rx: ByteConsumer,
+struct In<'m> {
+    rx: ByteConsumer<&'m SharedPages>,
     layout: ByteRingLayout,
     cons: u32,
     prod_seen: u32,
@@ -75,7 +75,7 @@ struct In {
     fifo: VecDeque<u8>,
 }
 
-impl In {
+impl In<'_> {
     /// The validated read of the peer's producer index.
     fn available(&mut self, prod: u32) -> Result<u32, RingError> {
         if self.broken {
@@ -121,7 +121,6 @@ fn sticky<T>(faulted: &mut bool, r: &Result<T, RingError>, what: &str) {
 }
 
 fn run(input: &ByteInput) {
-    // Declared first: outlives both ends.
     let mem = SharedPages::new(1);
     let (out_l, in_l) = input.page.layouts();
     let (out_start, in_start) = (input.out_start.value(), input.in_start.value());
@@ -141,8 +140,8 @@ fn run(input: &ByteInput) {
 
     // Attaching validates the peer's index against our own.
     let (prod, cons) = (mem.load_u32(out_l.prod), mem.load_u32(out_l.cons));
-    // SAFETY: the page outlives the ends; one producer per direction.
-    let tx = unsafe { ByteProducer::new(mem.base(), out_l) };
+    // Each end borrows the page; one producer per direction.
+    let tx = ByteProducer::new(&mem, out_l);
     let low = prod.wrapping_sub(out_l.size);
     let mut out = if in_window(cons, low, prod) {
         let tx = tx.expect("valid out indices rejected");
@@ -157,7 +156,7 @@ fn run(input: &ByteInput) {
             fifo: VecDeque::new(),
         })
     } else {
-        let err = tx.err().expect("invalid out indices accepted");
+        let (err, _) = tx.err().expect("invalid out indices accepted");
         assert_eq!(
             err,
             RingError::PeerIndexInvalid {
@@ -169,8 +168,8 @@ fn run(input: &ByteInput) {
         None
     };
     let (prod, cons) = (mem.load_u32(in_l.prod), mem.load_u32(in_l.cons));
-    // SAFETY: as above; one consumer per direction.
-    let rx = unsafe { ByteConsumer::new(mem.base(), in_l) };
+    // One consumer per direction.
+    let rx = ByteConsumer::new(&mem, in_l);
     let high = cons.wrapping_add(in_l.size);
     let mut inn = if in_window(prod, cons, high) {
         let rx = rx.expect("valid in indices rejected");
@@ -185,7 +184,7 @@ fn run(input: &ByteInput) {
             fifo: VecDeque::new(),
         })
     } else {
-        let err = rx.err().expect("invalid in indices accepted");
+        let (err, _) = rx.err().expect("invalid in indices accepted");
         assert_eq!(
             err,
             RingError::PeerIndexInvalid {
@@ -318,8 +317,8 @@ fn peer(
     mem: &SharedPages,
     out_l: &ByteRingLayout,
     in_l: &ByteRingLayout,
-    mut out: Option<&mut Out>,
-    mut inn: Option<&mut In>,
+    mut out: Option<&mut Out<'_>>,
+    mut inn: Option<&mut In<'_>>,
     action: BytePeerAction,
     scratch: &mut [u8],
 ) {

@@ -30,7 +30,7 @@ use xenpv_fuzz_common::{
     SplitInput, StartIndex, Step, TestProtocol, batch, first_change_outside, in_window,
     slot_offset,
 };
-use xenpv_ring::{BackRing, FrontRing, RingError};
+use xenpv_ring::{BackRing, FrontRing, RingError, SharedRing};
 use zerocopy::{FromBytes, IntoBytes};
 
 fuzz_target!(|input: SplitInput<BackOp, FrontOp>| {
@@ -113,12 +113,13 @@ fn word_range(off: usize) -> Range<usize> {
 }
 
 fn run<P: TestProtocol>(input: &SplitInput<BackOp, FrontOp>) {
-    // Declared first: outlives both rings.
     let mem = SharedPages::new(input.geometry.pages());
     let start = input.start.value();
-    // SAFETY: the rings are dropped before `mem`; one front and one back ring.
-    let (front_ring, back_ring) = unsafe { (mem.shared_ring::<P>(), mem.shared_ring::<P>()) };
-    let (front_ring, back_ring) = (front_ring.unwrap(), back_ring.unwrap());
+    // Both ends borrow the pages, as two domains each map the ring page.
+    let (front_ring, back_ring) = (
+        SharedRing::<P, _>::new(&mem).unwrap(),
+        SharedRing::<P, _>::new(&mem).unwrap(),
+    );
     let size = back_ring.size();
     // The (honest, for now) front end initialises the ring; the back end attaches.
     let mut front = if let StartIndex::Zero = input.start {
@@ -165,7 +166,7 @@ fn run<P: TestProtocol>(input: &SplitInput<BackOp, FrontOp>) {
 }
 
 /// Invariants that hold between any two steps, whatever the peer did.
-fn check_state<P: TestProtocol>(back: &BackRing<P>, m: &Model, h: &Harness<'_>) {
+fn check_state<P: TestProtocol>(back: &BackRing<P, &SharedPages>, m: &Model, h: &Harness<'_>) {
     assert_eq!(back.size(), m.size);
     assert_eq!(back.req_cons(), m.req_cons);
     assert_eq!(back.rsp_prod_pvt(), m.rsp_prod_pvt);
@@ -186,7 +187,7 @@ fn check_state<P: TestProtocol>(back: &BackRing<P>, m: &Model, h: &Harness<'_>) 
 }
 
 fn back_op<P: TestProtocol>(
-    back: &mut BackRing<P>,
+    back: &mut BackRing<P, &SharedPages>,
     m: &mut Model,
     h: &mut Harness<'_>,
     op: BackOp,
@@ -309,7 +310,11 @@ fn back_op<P: TestProtocol>(
 }
 
 /// An honest front end step; its results do not matter here.
-fn honest_front<P: TestProtocol>(front: &mut FrontRing<P>, next_seq: &mut u32, op: FrontOp) {
+fn honest_front<P: TestProtocol>(
+    front: &mut FrontRing<P, &SharedPages>,
+    next_seq: &mut u32,
+    op: FrontOp,
+) {
     match op {
         FrontOp::Put { count, tag } => {
             for _ in 0..batch(count) {

@@ -29,7 +29,7 @@ use xenpv_fuzz_common::{
     SplitInput, StartIndex, Step, TestProtocol, batch, first_change_outside, in_window,
     slot_offset,
 };
-use xenpv_ring::{BackRing, FrontRing, RingError};
+use xenpv_ring::{BackRing, FrontRing, RingError, SharedRing};
 use zerocopy::{FromBytes, IntoBytes};
 
 fuzz_target!(|input: SplitInput<FrontOp, BackOp>| {
@@ -111,12 +111,13 @@ fn word_range(off: usize) -> core::ops::Range<usize> {
 }
 
 fn run<P: TestProtocol>(input: &SplitInput<FrontOp, BackOp>) {
-    // Declared first: outlives both rings.
     let mem = SharedPages::new(input.geometry.pages());
     let start = input.start.value();
-    // SAFETY: the rings are dropped before `mem`; one front and one back ring.
-    let (front_ring, back_ring) = unsafe { (mem.shared_ring::<P>(), mem.shared_ring::<P>()) };
-    let (front_ring, back_ring) = (front_ring.unwrap(), back_ring.unwrap());
+    // Both ends borrow the pages, as two domains each map the ring page.
+    let (front_ring, back_ring) = (
+        SharedRing::<P, _>::new(&mem).unwrap(),
+        SharedRing::<P, _>::new(&mem).unwrap(),
+    );
     let size = front_ring.size();
     let mut front = if let StartIndex::Zero = input.start {
         FrontRing::new(front_ring)
@@ -158,7 +159,7 @@ fn run<P: TestProtocol>(input: &SplitInput<FrontOp, BackOp>) {
 }
 
 /// Invariants that hold between any two steps, whatever the peer did.
-fn check_state<P: TestProtocol>(front: &FrontRing<P>, m: &Model, h: &Harness<'_>) {
+fn check_state<P: TestProtocol>(front: &FrontRing<P, &SharedPages>, m: &Model, h: &Harness<'_>) {
     assert_eq!(front.size(), m.size);
     assert!(front.free_requests() <= front.size());
     assert_eq!(
@@ -180,7 +181,7 @@ fn check_state<P: TestProtocol>(front: &FrontRing<P>, m: &Model, h: &Harness<'_>
 }
 
 fn front_op<P: TestProtocol>(
-    front: &mut FrontRing<P>,
+    front: &mut FrontRing<P, &SharedPages>,
     m: &mut Model,
     h: &mut Harness<'_>,
     op: FrontOp,
@@ -309,7 +310,7 @@ fn front_op<P: TestProtocol>(
 /// An honest back end step; its results do not matter here (the hostile
 /// scribbles may well have broken it).
 fn honest_back<P: TestProtocol>(
-    back: &mut BackRing<P>,
+    back: &mut BackRing<P, &SharedPages>,
     unanswered: &mut std::collections::VecDeque<u32>,
     op: BackOp,
 ) {

@@ -20,7 +20,7 @@ use xenpv_fuzz_common::{
     BackOp, Big, FrontOp, MAX_STEPS, REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD, RoundtripInput,
     RoundtripOp, SharedPages, Small, StartIndex, TestProtocol, batch,
 };
-use xenpv_ring::{BackRing, FrontRing, RingError};
+use xenpv_ring::{BackRing, FrontRing, RingError, SharedRing};
 
 fuzz_target!(|input: RoundtripInput| {
     if input.geometry.is_small() {
@@ -60,12 +60,13 @@ struct Model {
 }
 
 fn run<P: TestProtocol>(input: &RoundtripInput) {
-    // Declared first: outlives both rings.
     let mem = SharedPages::new(input.geometry.pages());
     let start = input.start.value();
-    // SAFETY: the rings are dropped before `mem`; one front and one back ring.
-    let (front_ring, back_ring) = unsafe { (mem.shared_ring::<P>(), mem.shared_ring::<P>()) };
-    let (front_ring, back_ring) = (front_ring.unwrap(), back_ring.unwrap());
+    // Both ends borrow the pages, as two domains each map the ring page.
+    let (front_ring, back_ring) = (
+        SharedRing::<P, _>::new(&mem).unwrap(),
+        SharedRing::<P, _>::new(&mem).unwrap(),
+    );
     let size = front_ring.size();
     let (mut front, mut back) = if let StartIndex::Zero = input.start {
         (FrontRing::new(front_ring), BackRing::new(back_ring))
@@ -100,8 +101,8 @@ fn run<P: TestProtocol>(input: &RoundtripInput) {
 }
 
 fn check_state<P: TestProtocol>(
-    front: &FrontRing<P>,
-    back: &BackRing<P>,
+    front: &FrontRing<P, &SharedPages>,
+    back: &BackRing<P, &SharedPages>,
     m: &Model,
     mem: &SharedPages,
 ) {
@@ -131,7 +132,7 @@ fn check_state<P: TestProtocol>(
     );
 }
 
-fn front_op<P: TestProtocol>(front: &mut FrontRing<P>, m: &mut Model, op: FrontOp) {
+fn front_op<P: TestProtocol>(front: &mut FrontRing<P, &SharedPages>, m: &mut Model, op: FrontOp) {
     match op {
         FrontOp::Put { count, tag } => {
             for _ in 0..batch(count) {
@@ -194,7 +195,7 @@ fn front_op<P: TestProtocol>(front: &mut FrontRing<P>, m: &mut Model, op: FrontO
     }
 }
 
-fn back_op<P: TestProtocol>(back: &mut BackRing<P>, m: &mut Model, op: BackOp) {
+fn back_op<P: TestProtocol>(back: &mut BackRing<P, &SharedPages>, m: &mut Model, op: BackOp) {
     match op {
         BackOp::Get { count } => {
             for _ in 0..batch(count) {

@@ -1,50 +1,54 @@
 //! Page-aligned memory that plays the part of pages shared with a peer domain.
 
 use core::ops::Range;
-use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use xenpv_ring::{PAGE_SIZE, RingError, RingProtocol, SharedRing};
+use xenpv_ring::{PAGE_SIZE, SharedMemory, SharedRegion};
+use xenpv_shmem::TestPages;
+use zerocopy::IntoBytes;
 
-#[repr(C, align(4096))]
-struct Page([u8; PAGE_SIZE]);
-
-/// `pages` zeroed, contiguous, page-aligned pages, owned by the harness.
+/// `pages` zeroed, contiguous, page-aligned pages: the rings under test run
+/// on them and the harness, acting as the peer domain, reads and writes them.
 ///
-/// No reference to the bytes is ever created: the rings under test and the
-/// harness (acting as the peer domain) both go through the raw base pointer,
-/// with atomics for index words and volatile copies for everything else, so
-/// the ring code and the "peer" may alias freely.
+/// Both go through [`SharedRegion`], that is atomic accesses only, so the
+/// rings and the "peer" may alias freely. The rings borrow the pages
+/// (`&SharedPages` is [`SharedMemory`]), so the borrow checker keeps them
+/// alive for as long as any ring runs on them.
 ///
-/// The rings made from it do not borrow it; declare the `SharedPages` before
-/// the rings so it outlives them (see [`shared_ring`](Self::shared_ring)).
+/// ```
+/// use xenpv_fuzz_common::SharedPages;
+/// use xenpv_ring::{FrontRing, RingProtocol};
+/// # #[derive(Clone, Copy, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
+/// # #[repr(C)] struct Msg(u64);
+/// # struct P; impl RingProtocol for P { type Request = Msg; type Response = Msg; }
+/// let mem = SharedPages::new(1);
+/// let mut front = FrontRing::<P, _>::init(&mem).map_err(|(e, _)| e).unwrap();
+/// // The hostile peer publishes a response to a request never made.
+/// mem.store_u32(8, 1);
+/// assert!(front.get_response().is_err());
+/// assert!(front.is_broken());
+/// ```
+#[derive(Debug)]
 pub struct SharedPages {
-    base: NonNull<Page>,
-    pages: usize,
+    pages: TestPages,
 }
 
 impl SharedPages {
     /// Allocates `pages` zeroed pages (at least one).
     pub fn new(pages: usize) -> Self {
-        let boxed: Box<[Page]> = (0..pages.max(1)).map(|_| Page([0; PAGE_SIZE])).collect();
-        let pages = boxed.len();
-        let base = NonNull::new(Box::into_raw(boxed).cast::<Page>()).expect("Box is non-null");
-        Self { base, pages }
-    }
-
-    /// Address of the first byte.
-    pub fn base(&self) -> NonNull<u8> {
-        self.base.cast()
+        Self {
+            pages: TestPages::new(pages),
+        }
     }
 
     /// Number of pages.
     pub fn pages(&self) -> usize {
-        self.pages
+        self.pages.pages()
     }
 
     /// Length in bytes.
     pub fn len(&self) -> usize {
-        self.pages * PAGE_SIZE
+        self.pages() * PAGE_SIZE
     }
 
     /// Always false: there is at least one page.
@@ -52,30 +56,11 @@ impl SharedPages {
         false
     }
 
-    /// Describes these pages as a ring of protocol `P`.
-    ///
-    /// # Safety
-    /// The returned ring, and every [`xenpv_ring::FrontRing`] or
-    /// [`xenpv_ring::BackRing`] made from it, must not be used after `self`
-    /// is dropped, and at most one front and one back ring may be made.
-    pub unsafe fn shared_ring<P: RingProtocol>(&self) -> Result<SharedRing<P>, RingError> {
-        // SAFETY: the pages are valid for reads and writes until `self` is
-        // dropped, which the caller orders after the last use of the ring; this
-        // harness touches them only through atomics and volatile copies (the
-        // "peer domain"), which the ring tolerates; the caller makes at most
-        // one front and one back ring.
-        unsafe { SharedRing::new(self.base(), self.pages) }
-    }
-
     fn word(&self, off: usize) -> &AtomicU32 {
-        assert!(
-            off % 4 == 0 && off + 4 <= self.len(),
-            "harness bug: word {off}"
-        );
-        // SAFETY: in bounds and 4-aligned (asserted; the base is page-aligned);
-        // the memory is valid while `self` lives and is only ever accessed
-        // atomically or through volatile copies, never through references.
-        unsafe { AtomicU32::from_ptr(self.base().as_ptr().add(off).cast()) }
+        match self.region().index(off) {
+            Ok(word) => word,
+            Err(e) => panic!("harness bug: word {off}: {e}"),
+        }
     }
 
     /// Reads the 32-bit word at byte offset `off` (4-aligned, in bounds).
@@ -90,39 +75,38 @@ impl SharedPages {
 
     /// Writes `bytes` from offset `off`, dropping whatever would fall past the end.
     pub fn write_bytes(&self, off: usize, bytes: &[u8]) {
-        let end = off.saturating_add(bytes.len()).min(self.len());
-        for (i, &b) in (off..end).zip(bytes) {
-            // SAFETY: `i < self.len()`; the memory is valid while `self` lives
-            // and is never referenced, only accessed by volatile copies/atomics.
-            unsafe { self.base().as_ptr().add(i).write_volatile(b) }
+        let fit = self.len().saturating_sub(off).min(bytes.len());
+        if let Some(bytes) = bytes.get(..fit).filter(|b| !b.is_empty()) {
+            self.region()
+                .write_bytes(off, bytes)
+                .expect("clamped to the pages");
         }
     }
 
     /// Reads `out.len()` bytes from offset `off`; bytes past the end read as 0.
     pub fn read_bytes(&self, off: usize, out: &mut [u8]) {
-        for (k, slot) in out.iter_mut().enumerate() {
-            let i = off.saturating_add(k);
-            *slot = if i < self.len() {
-                // SAFETY: as in `write_bytes`.
-                unsafe { self.base().as_ptr().add(i).read_volatile() }
-            } else {
-                0
-            };
+        let fit = self.len().saturating_sub(off).min(out.len());
+        let (inside, past) = out.split_at_mut(fit);
+        if !inside.is_empty() {
+            self.region()
+                .read_bytes(off, inside)
+                .expect("clamped to the pages");
         }
+        past.fill(0);
     }
 
     /// Copies all the pages into `out` (resized to [`len`](Self::len)).
     pub fn snapshot_into(&self, out: &mut Vec<u8>) {
         out.clear();
         out.reserve(self.len());
-        // SAFETY: source: `self.len()` bytes valid for reads while `self`
-        // lives; nothing writes them during the copy (the targets are single
-        // threaded and the peer is simulated between operations). Destination:
-        // the reserved capacity of `out`, which cannot overlap the pages. The
-        // bytes are then initialised, so `set_len` is sound.
-        unsafe {
-            core::ptr::copy_nonoverlapping(self.base().as_ptr(), out.as_mut_ptr(), self.len());
-            out.set_len(self.len());
+        // A page at a time as one typed read: the pages are page-aligned, and
+        // this is much cheaper than a byte-wise copy in unoptimised builds.
+        for page in 0..self.pages() {
+            let words: [u64; PAGE_SIZE / 8] = self
+                .region()
+                .read(page * PAGE_SIZE)
+                .expect("whole, aligned pages");
+            out.extend_from_slice(words.as_bytes());
         }
     }
 
@@ -134,12 +118,13 @@ impl SharedPages {
     }
 }
 
-impl Drop for SharedPages {
-    fn drop(&mut self) {
-        let slice = core::ptr::slice_from_raw_parts_mut(self.base.as_ptr(), self.pages);
-        // SAFETY: `base`/`pages` came from `Box::into_raw` of a `Box<[Page]>` of
-        // exactly this length in `new`, and are freed only here, once.
-        drop(unsafe { Box::from_raw(slice) });
+// SAFETY: the region is exactly that of `self.pages`, which `self` owns, so
+// `TestPages`' own implementation vouches for it: valid for reads and writes
+// and in place (on the heap) while `self` lives, the same region every time,
+// and accessed only through `SharedRegion`s, here as everywhere.
+unsafe impl SharedMemory for SharedPages {
+    fn region(&self) -> SharedRegion<'_> {
+        self.pages.region()
     }
 }
 
@@ -175,6 +160,8 @@ mod tests {
     use super::first_change_outside;
 
     #[test]
+    // `&[4..6]` is one allowed range, not the numbers 4 and 5.
+    #[allow(clippy::single_range_in_vec_init)]
     fn changes_outside_allowed_ranges_are_found() {
         let before = [0u8; 16];
         let mut after = before;
