@@ -41,8 +41,8 @@ pub mod protocols;
 mod split;
 
 pub use bytes::{ByteConsumer, ByteProducer, ByteRingLayout};
-pub use xenpv_shmem::{SharedMemory, SharedRegion};
 pub use split::{
     BackRing, FrontRing, HEADER_SIZE, MAX_PAGES, PAGE_SIZE, RingError, RingProtocol, SharedRing,
     ring_size, slot_align, slot_size,
 };
+pub use xenpv_shmem::{SharedMemory, SharedRegion};

@@ -74,12 +74,38 @@ unsafe fn store(p: *mut u8, n: usize, b: [u8; 8]) {
     }
 }
 
-/// Copies `dst.len()` bytes from shared memory at `src`.
+/// Copies `dst.len()` bytes from shared memory at `src`: unaligned head and
+/// tail byte by byte (widest unit that fits), the 8-aligned middle in one
+/// tight loop of 8-byte atomic loads.
 ///
 /// # Safety
 /// `src..src + dst.len()` is valid for reads for the whole call, and is only
 /// accessed atomically by this domain while it may be concurrently written.
 pub(crate) unsafe fn copy_in(src: *mut u8, dst: &mut [u8]) {
+    let len = dst.len();
+    let head = (src as usize).wrapping_neg() % 8;
+    let head = head.min(len);
+    let words = (len - head) / 8;
+    let (h, rest) = dst.split_at_mut(head);
+    let (mid, t) = rest.split_at_mut(words * 8);
+    // SAFETY: `src..src + head` lies in the source range.
+    unsafe { copy_in_units(src, h) };
+    let msrc = src.wrapping_add(head).cast::<u64>();
+    for (k, d) in mid.chunks_exact_mut(8).enumerate() {
+        // SAFETY: word k of the 8-aligned middle lies in the source range;
+        // `AtomicU64` has the layout of `u64`.
+        let a = unsafe { AtomicU64::from_ptr(msrc.wrapping_add(k)) };
+        d.copy_from_slice(&a.load(Relaxed).to_ne_bytes());
+    }
+    // SAFETY: the tail lies in the source range, after the middle.
+    unsafe { copy_in_units(src.wrapping_add(head + words * 8), t) };
+}
+
+/// `copy_in` for short, possibly unaligned pieces.
+///
+/// # Safety
+/// As [`copy_in`].
+unsafe fn copy_in_units(src: *mut u8, dst: &mut [u8]) {
     let mut i = 0;
     while let Some(rest) = dst.get_mut(i..) {
         if rest.is_empty() {
@@ -97,12 +123,37 @@ pub(crate) unsafe fn copy_in(src: *mut u8, dst: &mut [u8]) {
     }
 }
 
-/// Copies `src` into shared memory at `dst`.
+/// Copies `src` into shared memory at `dst` (head, 8-byte middle, tail as
+/// in [`copy_in`]).
 ///
 /// # Safety
 /// `dst..dst + src.len()` is valid for writes for the whole call, and is only
 /// accessed atomically by this domain while it may be concurrently accessed.
 pub(crate) unsafe fn copy_out(src: &[u8], dst: *mut u8) {
+    let len = src.len();
+    let head = ((dst as usize).wrapping_neg() % 8).min(len);
+    let words = (len - head) / 8;
+    let (h, rest) = src.split_at(head);
+    let (mid, t) = rest.split_at(words * 8);
+    // SAFETY: `dst..dst + head` lies in the destination range.
+    unsafe { copy_out_units(h, dst) };
+    let mdst = dst.wrapping_add(head).cast::<u64>();
+    for (k, s) in mid.chunks_exact(8).enumerate() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(s);
+        // SAFETY: word k of the 8-aligned middle lies in the destination.
+        let a = unsafe { AtomicU64::from_ptr(mdst.wrapping_add(k)) };
+        a.store(u64::from_ne_bytes(w), Relaxed);
+    }
+    // SAFETY: the tail lies in the destination range, after the middle.
+    unsafe { copy_out_units(t, dst.wrapping_add(head + words * 8)) };
+}
+
+/// `copy_out` for short, possibly unaligned pieces.
+///
+/// # Safety
+/// As [`copy_out`].
+unsafe fn copy_out_units(src: &[u8], dst: *mut u8) {
     let mut i = 0;
     while let Some(rest) = src.get(i..) {
         if rest.is_empty() {
@@ -114,7 +165,7 @@ pub(crate) unsafe fn copy_out(src: &[u8], dst: *mut u8) {
         if let (Some(d), Some(s)) = (b.get_mut(..n), rest.get(..n)) {
             d.copy_from_slice(s);
         }
-        // SAFETY: as in `copy_in`, for the destination range.
+        // SAFETY: as in `copy_in_units`, for the destination range.
         unsafe { store(p, n, b) };
         i += n;
     }

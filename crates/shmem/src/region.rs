@@ -348,6 +348,27 @@ mod tests {
     }
 
     #[test]
+    fn every_head_middle_tail_split_round_trips() {
+        let p = TestPages::new(1);
+        let r = p.region();
+        let mut model = [0u8; 128];
+        for off in 0..17 {
+            for len in 0..41 {
+                let data: alloc::vec::Vec<u8> =
+                    (0..len).map(|i| (off * 41 + i) as u8 | 1).collect();
+                r.write_bytes(off, &data).unwrap();
+                model[off..off + len].copy_from_slice(&data);
+                let mut all = [0u8; 128];
+                r.read_bytes(0, &mut all).unwrap();
+                assert_eq!(all, model, "write at {off}+{len}");
+                let mut back = alloc::vec![0u8; len];
+                r.read_bytes(off, &mut back).unwrap();
+                assert_eq!(back, data, "read at {off}+{len}");
+            }
+        }
+    }
+
+    #[test]
     fn typed_copies() {
         #[derive(FromBytes, IntoBytes, Immutable, Clone, Copy, PartialEq, Debug)]
         #[repr(C)]

@@ -40,7 +40,11 @@ fn alloc_region(pages: usize) -> usize {
 }
 
 fn free_region(addr: usize) {
-    let region = REGIONS.lock().unwrap().as_mut().and_then(|m| m.remove(&addr));
+    let region = REGIONS
+        .lock()
+        .unwrap()
+        .as_mut()
+        .and_then(|m| m.remove(&addr));
     assert!(region.is_some(), "freeing {addr:#x}, never allocated");
 }
 
