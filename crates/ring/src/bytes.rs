@@ -210,6 +210,11 @@ impl<M: SharedMemory> ByteProducer<M> {
     pub fn into_inner(self) -> M {
         self.side.mem
     }
+
+    /// The memory this end runs on.
+    pub fn memory(&self) -> &M {
+        &self.side.mem
+    }
 }
 
 /// The reading side of one direction of a byte ring. See [`ByteProducer`].
@@ -275,5 +280,10 @@ impl<M: SharedMemory> ByteConsumer<M> {
     /// The memory back, ending this end.
     pub fn into_inner(self) -> M {
         self.side.mem
+    }
+
+    /// The memory this end runs on.
+    pub fn memory(&self) -> &M {
+        &self.side.mem
     }
 }

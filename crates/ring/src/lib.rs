@@ -45,4 +45,4 @@ pub use split::{
     BackRing, FrontRing, HEADER_SIZE, MAX_PAGES, PAGE_SIZE, RingError, RingProtocol, SharedRing,
     ring_size, slot_align, slot_size,
 };
-pub use xenpv_shmem::{SharedMemory, SharedRegion};
+pub use xenpv_shmem::{RawRegion, SharedMemory, SharedRegion};
