@@ -249,7 +249,7 @@ unsafe impl Platform for Domain {
 
     fn alloc_pages(&self, count: usize) -> Option<NonNull<u8>> {
         let first = lock(&self.core.alloc).ram(count)?;
-        self.core.mem.zero(View::Ram, first, count as u64);
+        self.core.mem.zero_unused_ram(first, count as u64);
         self.core.mem.gfn_va(first)
     }
 

@@ -621,3 +621,43 @@ fn transaction_changes_fire_watches_at_commit_only() {
     g.end(t, false).unwrap();
     assert_eq!(g.take_events(), vec![], "aborted: nothing");
 }
+
+#[test]
+fn introductions_applied_on_first_use_look_applied_at_creation() {
+    // Nobody uses xenstore while three domains come and one goes: the tree
+    // part of their introductions is applied when the toolstack first looks.
+    let (xen, ds) = domains(3);
+    assert!(xen.destroy_domain(ds[1].domid()));
+    let xs = xen.xenstore();
+    let mut homes = xs.directory("/local/domain").unwrap();
+    homes.sort();
+    assert_eq!(homes, vec!["1".to_string(), "3".to_string()]);
+    assert_eq!(
+        xs.read_string("/local/domain/3/name").as_deref(),
+        Some("d3")
+    );
+    assert_eq!(
+        xs.get_perms("/local/domain/3/data"),
+        Some(vec![Perm::none(3)])
+    );
+    // A watch registered afterwards sees only its initial event; a domain
+    // created while it exists is introduced at once (its event fires now).
+    let mut g = Guest::connect(&ds[0]);
+    xs.set_perms("@introduceDomain", &[Perm::none(0), Perm::read(1)])
+        .unwrap();
+    g.watch("@introduceDomain", "in").unwrap();
+    assert_eq!(
+        g.take_events(),
+        vec![("@introduceDomain".into(), "in".into())]
+    );
+    let d4 = xen.create_domain(DomainConfig::default());
+    assert_eq!(
+        g.take_events(),
+        vec![("@introduceDomain".into(), "in".into())]
+    );
+    assert_eq!(
+        xs.read_string("/local/domain/4/domid").as_deref(),
+        Some("4")
+    );
+    drop(d4);
+}

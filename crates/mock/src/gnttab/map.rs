@@ -140,14 +140,15 @@ fn map_with_handle(
     let Some(l) = st.domains.get_mut(&ld) else {
         return GNTST_GENERAL_ERROR;
     };
-    if let Some(slot) = l.gt.maptrack.get_mut(handle as usize) {
-        *slot = Some(MapTrack {
+    l.gt.set_track(
+        handle,
+        Some(MapTrack {
             dom: rd,
             gref: r,
             flags: op.flags,
             frame,
-        });
-    }
+        }),
+    );
     op.dev_bus_addr = synthetic_ram_mfn(rd, frame) << 12;
     op.handle = handle;
     GNTST_OKAY
@@ -237,7 +238,7 @@ pub(crate) fn unmap(
     let Some(l) = st.domains.get(&ld) else {
         return GNTST_GENERAL_ERROR;
     };
-    let Some(Some(mt)) = l.gt.maptrack.get(handle as usize).copied() else {
+    let Some(mt) = l.gt.track(handle) else {
         return GNTST_BAD_HANDLE;
     };
     let rd = mt.dom;
@@ -271,12 +272,10 @@ pub(crate) fn unmap(
         return GNTST_GENERAL_ERROR;
     };
     if flags & (MAP_DEVICE | MAP_HOST) == 0 {
-        if let Some(slot) = l.gt.maptrack.get_mut(handle as usize) {
-            *slot = None;
-        }
+        l.gt.set_track(handle, None);
         l.gt.put_handle(handle);
-    } else if let Some(Some(m)) = l.gt.maptrack.get_mut(handle as usize) {
-        m.flags = flags;
+    } else {
+        l.gt.set_track(handle, Some(MapTrack { flags, ..mt }));
     }
     if done != 0 {
         st.stats.grant_unmaps += 1;
@@ -290,7 +289,7 @@ pub(crate) fn release_mappings(st: &mut State, domid: DomId) {
     let Some(d) = st.domains.get_mut(&domid) else {
         return;
     };
-    let maps: Vec<MapTrack> = d.gt.maptrack.iter_mut().filter_map(Option::take).collect();
+    let maps = d.gt.take_tracks();
     let gfns: Vec<u64> = d
         .p2m
         .iter()

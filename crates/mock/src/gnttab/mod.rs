@@ -138,6 +138,8 @@ pub(crate) struct GrantTable {
     pub(crate) max_frames: u32,
     active: BTreeMap<GrantRef, Active>,
     maptrack: Vec<Option<MapTrack>>,
+    /// Entries of `maptrack` that are `Some` (live mappings).
+    live_maps: u64,
     free_handles: VecDeque<u32>,
 }
 
@@ -151,6 +153,7 @@ impl GrantTable {
             max_frames,
             active: BTreeMap::new(),
             maptrack: Vec::new(),
+            live_maps: 0,
             free_handles: VecDeque::new(),
         }
     }
@@ -179,7 +182,7 @@ impl GrantTable {
 
     /// Live mappings this domain holds.
     pub(crate) fn active_mappings(&self) -> u64 {
-        self.maptrack.iter().filter(|m| m.is_some()).count() as u64
+        self.live_maps
     }
 
     /// `get_maptrack_handle` for a one-vCPU domain: a FIFO free list that
@@ -199,6 +202,30 @@ impl GrantTable {
             self.free_handles.push_front(h);
         }
         Some(limit)
+    }
+
+    /// The maptrack entry of `handle`, if it is live.
+    fn track(&self, handle: u32) -> Option<MapTrack> {
+        self.maptrack.get(handle as usize).copied().flatten()
+    }
+
+    /// Sets (or, with `None`, clears) the maptrack entry of `handle`, keeping
+    /// the live-mapping count.
+    fn set_track(&mut self, handle: u32, entry: Option<MapTrack>) {
+        if let Some(slot) = self.maptrack.get_mut(handle as usize) {
+            match (slot.is_some(), entry.is_some()) {
+                (false, true) => self.live_maps += 1,
+                (true, false) => self.live_maps -= 1,
+                _ => {}
+            }
+            *slot = entry;
+        }
+    }
+
+    /// Clears every maptrack entry; returns the live ones.
+    fn take_tracks(&mut self) -> Vec<MapTrack> {
+        self.live_maps = 0;
+        self.maptrack.iter_mut().filter_map(Option::take).collect()
     }
 
     /// `put_maptrack_handle`: back to the tail of the free list.

@@ -5,65 +5,29 @@
 //! This is the only module that calls `mmap` or turns addresses into
 //! atomics. Everything it hands out is bounds- and alignment-checked against
 //! mappings that live exactly as long as the [`Memory`] value.
+//!
+//! * `os.rs`: memory files and mappings.
+//! * `copy.rs`: the mock's own accesses to frames guests may be using
+//!   (atomic, word-sized).
+//! * `pool.rs`: reuse of a dropped domain's memory by the next domain of
+//!   the same size.
 
-use std::ffi::CStr;
+mod copy;
+mod os;
+mod pool;
+
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
+
+use os::{Mapping, memfd, off_t, scrub};
 
 /// Size of a guest frame.
 pub(crate) const PAGE: usize = 4096;
 /// [`PAGE`] as a `u64`, for frame arithmetic.
 const PAGE64: u64 = PAGE as u64;
-
-/// One `mmap`ed range, unmapped on drop.
-struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-impl Mapping {
-    /// `mmap` with a kernel-chosen address.
-    fn new(len: usize, prot: i32, flags: i32, fd: i32, offset: libc::off_t) -> io::Result<Self> {
-        // SAFETY: a null address hint with no MAP_FIXED cannot replace any
-        // existing mapping; the kernel validates every other argument.
-        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, offset) };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        NonNull::new(p.cast::<u8>())
-            .map(|ptr| Self { ptr, len })
-            .ok_or_else(|| io::Error::other("mmap returned null"))
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `ptr..ptr + len` is a mapping this value created and owns;
-        // nothing uses it after the owner (a `Memory`) is dropped.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
-}
-
-/// Creates an anonymous memory file of `len` bytes (all zero).
-fn memfd(name: &CStr, len: usize) -> io::Result<OwnedFd> {
-    // SAFETY: `name` is a valid NUL-terminated string for the call.
-    let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a descriptor just created by this call and owned by
-    // nothing else.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let size =
-        libc::off_t::try_from(len).map_err(|_| io::Error::other("memfd size overflows off_t"))?;
-    // SAFETY: `fd` is an open memfd; ftruncate has no memory preconditions.
-    if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(fd)
-}
 
 /// Which of a domain's backing files a frame lives in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,16 +38,22 @@ pub(crate) enum View {
     Xen,
 }
 
-/// A domain's memory.
+/// A domain's memory (see [`Backing`] for what it is made of). Dropping it
+/// hands the backing to the pool for the next domain of the same size.
+pub(crate) struct Memory {
+    b: ManuallyDrop<Backing>,
+}
+
+/// The files and mappings behind a domain's memory.
 ///
-/// * `space`: `ram_pages + window_pages` pages of reserved address space; guest
-///   frame `n` lives at `space + n * PAGE`. The RAM part is a `MAP_SHARED`
-///   mapping of `ram_fd`; window pages are `PROT_NONE` until something is
-///   mapped there with [`Memory::map_at`].
+/// * `space`: `ram_pages + window_pages` pages of reserved address space;
+///   guest frame `n` lives at `space + n * PAGE`. The RAM part is a
+///   `MAP_SHARED` mapping of `ram_fd`; window pages are `PROT_NONE` until
+///   something is mapped there with [`Memory::map_at`].
 /// * `ram_view`, `xen_view`: the mock's own mappings of `ram_fd` and `xen_fd`.
 ///   They are never remapped, so every pointer into them stays valid for the
 ///   life of the `Memory`.
-pub(crate) struct Memory {
+pub(super) struct Backing {
     space: Mapping,
     ram_pages: u64,
     window_pages: u64,
@@ -92,18 +62,76 @@ pub(crate) struct Memory {
     xen_fd: OwnedFd,
     xen_view: Mapping,
     xen_frames: u64,
+    /// Something was mapped at a window frame since the last reset.
+    window_used: AtomicBool,
 }
 
-// SAFETY: `Memory` owns its mappings and descriptors; the raw pointers it
-// keeps are addresses of process-wide mappings, valid from any thread. All
-// access to the mapped bytes goes through atomics or volatile copies.
+// SAFETY: `Backing` owns its mappings and descriptors; the raw pointers it
+// keeps are addresses of process-wide mappings, valid from any thread, and
+// nothing in it is tied to the creating thread.
+unsafe impl Send for Backing {}
+
+// SAFETY: `Memory` owns its backing (see `Backing`'s `Send`). Every `&self`
+// method that touches mapped bytes does so through atomics (`atomic_*`,
+// `read`, `write`, `zero`, `copy_between`: relaxed atomic loads and stores,
+// never plain accesses), or remaps window pages (`map_at`, `unmap_at`, which
+// the kernel serialises); so shared use from several threads cannot race.
 unsafe impl Send for Memory {}
-// SAFETY: see `Send`; `&Memory` only hands out atomics and copies bytes.
+// SAFETY: see `Send`.
 unsafe impl Sync for Memory {}
 
+impl Drop for Memory {
+    fn drop(&mut self) {
+        // SAFETY: `self.b` is taken exactly once, here, and `self` is never
+        // used again.
+        let b = unsafe { ManuallyDrop::take(&mut self.b) };
+        pool::recycle(b);
+    }
+}
+
+impl Backing {
+    /// `(ram_pages, window_pages, xen_frames)`.
+    fn geometry(&self) -> (u64, u64, u64) {
+        (self.ram_pages, self.window_pages, self.xen_frames)
+    }
+
+    /// Makes the memory indistinguishable from a new one: every RAM and Xen
+    /// frame reads zero, every window frame is inaccessible.
+    fn reset(&self) -> io::Result<()> {
+        if self.window_used.swap(false, Ordering::Relaxed) {
+            let ram_len = usize::try_from(self.ram_pages * PAGE64).map_err(io::Error::other)?;
+            let window_len =
+                usize::try_from(self.window_pages * PAGE64).map_err(io::Error::other)?;
+            self.space.remap(
+                ram_len,
+                window_len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )?;
+        }
+        // Nothing else uses the memory: its last owner dropped it.
+        scrub(&self.ram_fd, &self.ram_view, self.ram_view.len)?;
+        scrub(&self.xen_fd, &self.xen_view, self.xen_view.len)
+    }
+}
+
 impl Memory {
-    /// Reserves the guest-physical space and creates RAM and Xen frames.
+    /// Reserves the guest-physical space and creates RAM and Xen frames, all
+    /// zero (reusing a dropped domain's memory of the same size if the pool
+    /// has one).
     pub(crate) fn new(ram_pages: u64, window_pages: u64, xen_frames: u64) -> io::Result<Self> {
+        let b = match pool::take(ram_pages, window_pages, xen_frames) {
+            Some(b) => b,
+            None => Self::create(ram_pages, window_pages, xen_frames)?,
+        };
+        Ok(Self {
+            b: ManuallyDrop::new(b),
+        })
+    }
+
+    fn create(ram_pages: u64, window_pages: u64, xen_frames: u64) -> io::Result<Backing> {
         let too_big = || io::Error::other("domain memory size overflows");
         let pages = ram_pages.checked_add(window_pages).ok_or_else(too_big)?;
         let space_len = usize::try_from(pages.checked_mul(PAGE64).ok_or_else(too_big)?)
@@ -123,21 +151,14 @@ impl Memory {
             0,
         )?;
         let ram_fd = memfd(c"xenpv-mock-ram", ram_len)?;
-        // SAFETY: `space..space + ram_len` lies inside the reservation this
-        // function just made and owns, so MAP_FIXED replaces nothing else.
-        let p = unsafe {
-            libc::mmap(
-                space.ptr.as_ptr().cast(),
-                ram_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_FIXED,
-                ram_fd.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        space.remap(
+            0,
+            ram_len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            ram_fd.as_raw_fd(),
+            0,
+        )?;
         let ram_view = Mapping::new(
             ram_len,
             libc::PROT_READ | libc::PROT_WRITE,
@@ -153,7 +174,7 @@ impl Memory {
             xen_fd.as_raw_fd(),
             0,
         )?;
-        Ok(Self {
+        Ok(Backing {
             space,
             ram_pages,
             window_pages,
@@ -162,43 +183,44 @@ impl Memory {
             xen_fd,
             xen_view,
             xen_frames,
+            window_used: AtomicBool::new(false),
         })
     }
 
     /// Number of RAM frames (guest frames `0..ram_pages`).
     pub(crate) fn ram_pages(&self) -> u64 {
-        self.ram_pages
+        self.b.ram_pages
     }
 
     /// Number of window frames (guest frames `ram_pages..ram_pages + window_pages`).
     pub(crate) fn window_pages(&self) -> u64 {
-        self.window_pages
+        self.b.window_pages
     }
 
     /// Whether `gfn` is a RAM frame.
     pub(crate) fn is_ram(&self, gfn: u64) -> bool {
-        gfn < self.ram_pages
+        gfn < self.b.ram_pages
     }
 
     /// Whether `gfn` is a window frame.
     pub(crate) fn is_window(&self, gfn: u64) -> bool {
-        gfn >= self.ram_pages && gfn - self.ram_pages < self.window_pages
+        gfn >= self.b.ram_pages && gfn - self.b.ram_pages < self.b.window_pages
     }
 
     /// The guest virtual address of frame `gfn` (RAM or window).
     pub(crate) fn gfn_va(&self, gfn: u64) -> Option<NonNull<u8>> {
-        if gfn >= self.ram_pages + self.window_pages {
+        if gfn >= self.b.ram_pages + self.b.window_pages {
             return None;
         }
         let off = usize::try_from(gfn * PAGE64).ok()?;
         // In bounds of the reservation: gfn < ram_pages + window_pages.
-        NonNull::new(self.space.ptr.as_ptr().wrapping_add(off))
+        NonNull::new(self.b.space.ptr.as_ptr().wrapping_add(off))
     }
 
     /// The guest frame containing address `va`, if it is in this domain's space.
     pub(crate) fn gfn_of(&self, va: *const u8) -> Option<u64> {
-        let off = (va as usize).checked_sub(self.space.ptr.as_ptr() as usize)?;
-        if off >= self.space.len {
+        let off = (va as usize).checked_sub(self.b.space.ptr.as_ptr() as usize)?;
+        if off >= self.b.space.len {
             return None;
         }
         Some((off / PAGE) as u64)
@@ -206,8 +228,8 @@ impl Memory {
 
     fn view(&self, view: View) -> (&Mapping, u64) {
         match view {
-            View::Ram => (&self.ram_view, self.ram_pages),
-            View::Xen => (&self.xen_view, self.xen_frames),
+            View::Ram => (&self.b.ram_view, self.b.ram_pages),
+            View::Xen => (&self.b.xen_view, self.b.xen_frames),
         }
     }
 
@@ -271,39 +293,67 @@ impl Memory {
         Some(unsafe { AtomicU64::from_ptr(p.cast()) })
     }
 
-    /// Copies bytes out of a frame with volatile reads (the guest may be
-    /// writing them concurrently). `false` if the range leaves the frame.
+    /// Copies bytes out of a frame (the guest may be writing them
+    /// concurrently: atomic loads). `false` if the range leaves the frame.
     pub(crate) fn read(&self, view: View, frame: u64, off: usize, buf: &mut [u8]) -> bool {
         let Some(p) = self.ptr(view, frame, off, buf.len()) else {
             return false;
         };
-        for (i, b) in buf.iter_mut().enumerate() {
-            // SAFETY: `p..p + buf.len()` is in bounds of a live view (checked
-            // above); bytes have no alignment or validity requirement.
-            *b = unsafe { p.wrapping_add(i).read_volatile() };
-        }
+        // SAFETY: `p..p + buf.len()` is in bounds of a view that lives as
+        // long as `self` (checked above), and every access to mapped bytes,
+        // the mock's and the guests', is atomic.
+        unsafe { copy::copy_in(p, buf) };
         true
     }
 
-    /// Copies bytes into a frame with volatile writes. `false` if the range
+    /// Copies bytes into a frame (atomic stores). `false` if the range
     /// leaves the frame.
     pub(crate) fn write(&self, view: View, frame: u64, off: usize, data: &[u8]) -> bool {
         let Some(p) = self.ptr(view, frame, off, data.len()) else {
             return false;
         };
-        for (i, b) in data.iter().enumerate() {
-            // SAFETY: `p..p + data.len()` is in bounds of a live, writable
-            // view (checked above).
-            unsafe { p.wrapping_add(i).write_volatile(*b) };
-        }
+        // SAFETY: as in `read`; the views are writable.
+        unsafe { copy::copy_out(data, p) };
         true
     }
 
-    /// Zeroes frames `first..first + count` of `view`.
+    /// Zeroes frames `first..first + count` of `view` (atomic stores: the
+    /// guest may have them mapped).
     pub(crate) fn zero(&self, view: View, first: u64, count: u64) {
-        let zeros = [0u8; PAGE];
         for f in first..first.saturating_add(count) {
-            self.write(view, f, 0, &zeros);
+            if let Some(p) = self.ptr(view, f, 0, PAGE) {
+                // SAFETY: one whole, page-aligned frame of a live, writable
+                // view (checked); accesses to it are atomic everywhere.
+                unsafe { copy::zero_words(p, PAGE) };
+            }
+        }
+    }
+
+    /// Zeroes RAM frames `first..first + count` that nothing else can be
+    /// using: pages being handed out by the allocator, which the previous
+    /// owner gave back with nothing mapping or using them (the contract of
+    /// `Platform::free_pages`). One `memset`, not atomic stores.
+    pub(crate) fn zero_unused_ram(&self, first: u64, count: u64) {
+        let end = first.saturating_add(count).min(self.b.ram_pages);
+        let (Ok(start), Ok(end)) = (
+            usize::try_from(first.saturating_mul(PAGE64)),
+            usize::try_from(end.saturating_mul(PAGE64)),
+        ) else {
+            return;
+        };
+        if start >= end {
+            return;
+        }
+        // SAFETY: `start..end` is inside the RAM view (clamped to
+        // `ram_pages`), mapped writable while `self` lives; the frames are
+        // unused by anyone else (the caller's promise), so plain writes
+        // race with nothing.
+        unsafe {
+            std::ptr::write_bytes(
+                self.b.ram_view.ptr.as_ptr().wrapping_add(start),
+                0,
+                end - start,
+            );
         }
     }
 
@@ -321,39 +371,23 @@ impl Memory {
             return Err(io::Error::other("not a window frame"));
         }
         let (fd, frames) = match view {
-            View::Ram => (&src.ram_fd, src.ram_pages),
-            View::Xen => (&src.xen_fd, src.xen_frames),
+            View::Ram => (&src.b.ram_fd, src.b.ram_pages),
+            View::Xen => (&src.b.xen_fd, src.b.xen_frames),
         };
         if frame >= frames {
             return Err(io::Error::other("no such frame"));
         }
-        let va = self
-            .gfn_va(gfn)
-            .ok_or_else(|| io::Error::other("no such frame"))?;
-        let offset =
-            libc::off_t::try_from(frame * PAGE64).map_err(|_| io::Error::other("offset"))?;
+        let at = self.space_offset(gfn)?;
+        let offset = off_t(usize::try_from(frame * PAGE64).map_err(io::Error::other)?)?;
         let prot = if writable {
             libc::PROT_READ | libc::PROT_WRITE
         } else {
             libc::PROT_READ
         };
-        // SAFETY: `va..va + PAGE` is a window page inside the reservation this
-        // `Memory` owns (checked above), so MAP_FIXED replaces only that page;
-        // `fd` is an open memfd at least `offset + PAGE` bytes long.
-        let p = unsafe {
-            libc::mmap(
-                va.as_ptr().cast(),
-                PAGE,
-                prot,
-                libc::MAP_SHARED | libc::MAP_FIXED,
-                fd.as_raw_fd(),
-                offset,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        self.b.window_used.store(true, Ordering::Relaxed);
+        self.b
+            .space
+            .remap(at, PAGE, prot, libc::MAP_SHARED, fd.as_raw_fd(), offset)
     }
 
     /// Puts window frame `gfn` back to inaccessible, unbacked address space.
@@ -361,25 +395,23 @@ impl Memory {
         if !self.is_window(gfn) {
             return Err(io::Error::other("not a window frame"));
         }
-        let va = self
-            .gfn_va(gfn)
-            .ok_or_else(|| io::Error::other("no such frame"))?;
-        // SAFETY: as in `map_at`: the page is inside this `Memory`'s
-        // reservation, so MAP_FIXED replaces only that page.
-        let p = unsafe {
-            libc::mmap(
-                va.as_ptr().cast(),
-                PAGE,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        let at = self.space_offset(gfn)?;
+        self.b.space.remap(
+            at,
+            PAGE,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    }
+
+    /// Byte offset of frame `gfn` in the reserved space.
+    fn space_offset(&self, gfn: u64) -> io::Result<usize> {
+        gfn.checked_mul(PAGE64)
+            .and_then(|o| usize::try_from(o).ok())
+            .filter(|&o| o < self.b.space.len)
+            .ok_or_else(|| io::Error::other("no such frame"))
     }
 }
 
@@ -445,5 +477,76 @@ mod tests {
         let mut big = [0u8; 10];
         assert!(!m.read(View::Ram, 0, 4090, &mut big));
         assert!(Memory::new(0, 1, 1).is_err());
+    }
+
+    /// Permissions of the mapping containing `addr`, from `/proc/self/maps`.
+    fn perms_at(addr: *const u8) -> String {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let a = addr as usize;
+        maps.lines()
+            .find_map(|l| {
+                let (range, rest) = l.split_once(' ')?;
+                let (lo, hi) = range.split_once('-')?;
+                let (lo, hi) = (
+                    usize::from_str_radix(lo, 16).ok()?,
+                    usize::from_str_radix(hi, 16).ok()?,
+                );
+                (lo <= a && a < hi).then(|| rest.split(' ').next().unwrap_or("").to_owned())
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn reused_memory_is_like_new() {
+        // A geometry no other test uses, so the pooled memory comes back here.
+        let (ram, window, xen) = (3, 5, 7);
+        let a = Memory::new(ram, window, xen).unwrap();
+        let other = Memory::new(ram, window, xen).unwrap();
+        assert!(a.write(View::Ram, 2, 100, b"old"));
+        assert!(a.write(View::Xen, 6, 8, b"old"));
+        a.map_at(4, &other, View::Ram, 1, true).unwrap();
+        let window_va = a.gfn_va(4).unwrap();
+        assert_eq!(perms_at(window_va.as_ptr()), "rw-s");
+        let space = a.b.space.ptr;
+        drop(a);
+        let b = Memory::new(ram, window, xen).unwrap();
+        assert_eq!(b.b.space.ptr, space, "the pooled memory is reused");
+        let mut buf = [1u8; 3];
+        assert!(b.read(View::Ram, 2, 100, &mut buf));
+        assert_eq!(buf, [0; 3], "RAM reads zero again");
+        assert!(b.read(View::Xen, 6, 8, &mut buf));
+        assert_eq!(buf, [0; 3], "Xen frames read zero again");
+        assert_eq!(
+            perms_at(window_va.as_ptr()),
+            "---p",
+            "window is empty again"
+        );
+        assert!(!b.b.window_used.load(Ordering::Relaxed));
+        drop(other);
+    }
+
+    #[test]
+    fn reused_memory_reads_zero_however_it_was_scrubbed() {
+        // Many scattered pages (punched), and more than a megabyte (punched),
+        // and a few pages (cleared in place); geometries no other test uses.
+        for (ram, pages) in [
+            (21, (0..21).step_by(2).collect::<Vec<u64>>()),
+            (300, vec![0, 299]),
+            (22, vec![1, 2, 3]),
+        ] {
+            let a = Memory::new(ram, 1, 1).unwrap();
+            for &f in &pages {
+                assert!(a.write(View::Ram, f, 4000, b"dirty"));
+            }
+            let space = a.b.space.ptr;
+            drop(a);
+            let b = Memory::new(ram, 1, 1).unwrap();
+            assert_eq!(b.b.space.ptr, space, "reused");
+            for f in 0..ram {
+                let mut buf = [1u8; 5];
+                assert!(b.read(View::Ram, f, 4000, &mut buf));
+                assert_eq!(buf, [0; 5], "frame {f} of {ram}");
+            }
+        }
     }
 }

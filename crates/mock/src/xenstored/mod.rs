@@ -10,7 +10,10 @@
 //! its allocator, like the special pages a domain builder places), with
 //! `connection = XENSTORE_CONNECTED` and `server_features =
 //! RECONNECTION | ERROR`, and `/local/domain/<domid>` with the nodes libxl
-//! writes (see [`crate::toolstack`]). `@introduceDomain` fires.
+//! writes (see [`crate::toolstack`]). `@introduceDomain` fires. (The tree
+//! part is applied lazily, when xenstored is next used: indistinguishable,
+//! and free for domains that never touch xenstore; see
+//! `Xenstored::introduce`.)
 //!
 //! The guest finds the page and its port with `HVMOP_get_param`
 //! (`HVM_PARAM_STORE_PFN`, `HVM_PARAM_STORE_EVTCHN`). The port is an
@@ -108,7 +111,7 @@ mod txn;
 mod watch;
 mod wire;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use xenpv_sys::event_channel::EvtchnPort;
@@ -156,6 +159,21 @@ pub(crate) struct Xenstored {
     dirty: BTreeSet<DomId>,
     /// The initial event of a watch just registered, queued after its reply.
     pending_initial: Option<(DomId, String, Vec<u8>)>,
+    /// Tree changes of introductions and releases not applied yet, oldest
+    /// first (see [`Xenstored::introduce`]).
+    pending: VecDeque<Pending>,
+}
+
+/// The tree part of a domain's introduction or release, deferred.
+enum Pending {
+    /// `/local/domain/<domid>` with libxl's nodes, then `@introduceDomain`.
+    Introduce {
+        domid: DomId,
+        gfn: u64,
+        name: String,
+    },
+    /// `@releaseDomain`, then `/local/domain/<domid>` goes.
+    Release { domid: DomId },
 }
 
 impl Xenstored {
@@ -189,6 +207,7 @@ impl Xenstored {
             next_remote_port: 1,
             dirty: BTreeSet::new(),
             pending_initial: None,
+            pending: VecDeque::new(),
         }
     }
 
@@ -208,6 +227,16 @@ impl Xenstored {
         caller: DomId,
         f: impl FnOnce(&mut Access<'_>) -> Result<R, XsError>,
     ) -> Result<R, XsError> {
+        self.materialize();
+        self.apply_now(caller, f)
+    }
+
+    /// [`apply`](Self::apply) without applying pending introductions first.
+    fn apply_now<R>(
+        &mut self,
+        caller: DomId,
+        f: impl FnOnce(&mut Access<'_>) -> Result<R, XsError>,
+    ) -> Result<R, XsError> {
         let mut a = self.access(caller);
         let r = f(&mut a);
         let changes = std::mem::take(&mut a.changes);
@@ -221,16 +250,56 @@ impl Xenstored {
 
     /// Introduces a new domain: ring page, connection, home nodes,
     /// `@introduceDomain`.
+    ///
+    /// The connection (ring page and ports) is set up now. The tree part (the
+    /// home nodes and the watch event) is applied now if any connection has
+    /// a watch, and otherwise when xenstored is next used
+    /// ([`materialize`](Self::materialize)), like the tree part of a
+    /// [`release`](Self::release). Nobody can tell the difference: until
+    /// then no watch can fire and nobody looks at the tree, and the changes
+    /// are applied in their original order. Domains that never use xenstore
+    /// (most fuzz inputs, most tests) do not pay for a dozen node writes.
     pub(crate) fn introduce(&mut self, core: Arc<DomainCore>, gfn: u64, name: &str) {
         let domid = core.domid;
         let remote_port = self.next_remote_port;
         self.next_remote_port = self.next_remote_port.wrapping_add(1).max(1);
         let conn = Conn::new(core, gfn, remote_port);
         self.conns.insert(domid, conn);
+        self.defer(Pending::Introduce {
+            domid,
+            gfn,
+            name: name.to_owned(),
+        });
+    }
+
+    /// Queues a tree change; applies the queue at once if a watch could see
+    /// it.
+    fn defer(&mut self, p: Pending) {
+        self.pending.push_back(p);
+        if self.conns.values().any(|c| !c.watches.is_empty()) {
+            self.materialize();
+        }
+    }
+
+    /// Applies every deferred tree change, in order. Everything that reads or
+    /// changes the tree or registers a watch calls this first, so the tree
+    /// always looks as if every change had been applied when it was made.
+    fn materialize(&mut self) {
+        while let Some(p) = self.pending.pop_front() {
+            match p {
+                Pending::Introduce { domid, gfn, name } => self.introduce_tree(domid, gfn, &name),
+                Pending::Release { domid } => self.release_tree(domid),
+            }
+        }
+    }
+
+    /// The tree part of an introduction: `/local/domain/<domid>` with the
+    /// nodes libxl writes, then `@introduceDomain`.
+    fn introduce_tree(&mut self, domid: DomId, gfn: u64, name: &str) {
         let home = format!("/local/domain/{domid}");
         let ro = [Perm::none(0), Perm::read(domid)];
         let rw = [Perm::none(domid)];
-        let _ = self.apply(0, |a| {
+        let _ = self.apply_now(0, |a| {
             // A stale home (domids are never reused, but be safe) goes.
             let _ = a.rm(&home);
             a.write(&home, b"")?;
@@ -276,14 +345,20 @@ impl Xenstored {
     }
 
     /// Forgets a destroyed domain: drops its connection, fires
-    /// `@releaseDomain`, removes `/local/domain/<domid>` (as `xl destroy`).
+    /// `@releaseDomain`, removes `/local/domain/<domid>` (as `xl destroy`);
+    /// the tree part deferred like an introduction's.
     pub(crate) fn release(&mut self, domid: DomId) {
         if self.conns.remove(&domid).is_none() {
             return;
         }
         self.dirty.remove(&domid);
+        self.defer(Pending::Release { domid });
+    }
+
+    /// The tree part of a release.
+    fn release_tree(&mut self, domid: DomId) {
         self.fire_special("@releaseDomain");
         let home = format!("/local/domain/{domid}");
-        let _ = self.apply(0, |a| a.rm(&home));
+        let _ = self.apply_now(0, |a| a.rm(&home));
     }
 }

@@ -23,6 +23,7 @@ impl Xenstored {
 
     /// Handles one complete message of `domid`; queues the reply.
     pub(super) fn handle(&mut self, domid: DomId, msg: &[u8]) {
+        self.materialize();
         let Some((hdr_bytes, payload)) = msg.split_at_checked(HDR) else {
             return;
         };
