@@ -1,15 +1,4 @@
-//! Inputs for the `grant_evtchn_mock` target: grant-table and event-channel
-//! operations by two or three domains on the simulated Xen (`xenpv-mock`).
-//!
-//! Domain A grants pages (the `xenpv-grant` `GrantTable`), domains B and C
-//! map, unmap and copy them (`ForeignGrants`), all three run event channels
-//! (`xenpv-evtchn` `EventChannels`); faults are injected through the mock and
-//! a few hypercalls are made raw, with arbitrary argument values.
-//!
-//! Indices (`grant`, `mapping`, `port`, ...) pick among the live objects of
-//! that kind modulo their number; an operation whose pick has nothing to pick
-//! from does nothing. Without a third domain, `C` means `B` as a domain and
-//! as a mapper, and [`GeDomId::C`] is a domain id nobody has.
+//! The input: how the domains are set up, and the operations.
 
 use arbitrary::Arbitrary;
 
