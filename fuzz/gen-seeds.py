@@ -186,7 +186,7 @@ def byte_input(page, out_start, in_start, skew, items):
 
 
 
-# --- grant_evtchn_mock (fuzz/common/src/grant_evtchn.rs) ----------------------
+# --- grant_evtchn_mock (fuzz/common/src/grant_evtchn/input.rs) ----------------
 
 
 def u64(v):
