@@ -62,8 +62,9 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    /// A new connection on ring page `gfn` of `core`'s domain: the page is
-    /// zeroed, with `server_features = RECONNECTION | ERROR` and
+    /// A new connection on ring page `gfn` of `core`'s domain, a page of a
+    /// new domain's RAM (all zero, and reserved: nobody wrote it yet), which
+    /// gets `server_features = RECONNECTION | ERROR` and
     /// `connection = XENSTORE_CONNECTED`.
     pub(super) fn new(core: Arc<DomainCore>, gfn: u64, remote_port: EvtchnPort) -> Self {
         let conn = Self {
@@ -86,7 +87,6 @@ impl Conn {
             error: None,
             reply_faults: VecDeque::new(),
         };
-        conn.core.mem.zero(View::Ram, gfn, 1);
         conn.store(
             OFF_FEATURES,
             (XenstoreServerFeatures::RECONNECTION | XenstoreServerFeatures::ERROR).bits(),
