@@ -23,7 +23,11 @@
 //!   MAP_SHARED)` of the right file offset, so a mapped grant is a true
 //!   alias of the granter's page: writes through either address are seen
 //!   through the other. Read-only maps are `PROT_READ`: writing through one
-//!   faults the process, as it would fault the guest.
+//!   faults the process, as it would fault the guest. When a domain's memory
+//!   is freed (its last handle, mapping and hypervisor are gone), the next
+//!   domain of the same size reuses it, all zero again with an empty
+//!   window (a few `lseek`s and `memset`s instead of new files, mappings and
+//!   page faults).
 //! * **Hypercalls.** [`Platform::hypercall`] decodes exactly the argument
 //!   structures Xen decodes and returns what Xen returns (`-errno`, and
 //!   `GNTST_*` in per-op status fields). Every effect happens inside the

@@ -4,7 +4,8 @@
 //!
 //! This is the only module that calls `mmap` or turns addresses into
 //! atomics. Everything it hands out is bounds- and alignment-checked against
-//! mappings that live exactly as long as the [`Memory`] value.
+//! mappings that stay valid for as long as the [`Memory`] value lives (they
+//! then go to the pool, scrubbed, for the next domain of the same size).
 //!
 //! * `os.rs`: memory files and mappings.
 //! * `copy.rs`: the mock's own accesses to frames guests may be using
