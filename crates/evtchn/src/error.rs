@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use xenpv_sys::errno::XenErrno;
+use xenpv_sys::errno::{XenErrno, XenError};
 
 use crate::Port;
 
@@ -10,11 +10,11 @@ use crate::Port;
 ///
 /// ```
 /// use xenpv_evtchn::Error;
-/// use xenpv_sys::errno::XenErrno;
+/// use xenpv_sys::errno::{XenErrno, XenError};
 /// // What a hypercall's negative return value becomes:
-/// assert_eq!(Error::from_ret(-22), Error::Xen(XenErrno::Einval));
-/// assert_eq!(Error::from_ret(-4095), Error::UnknownErrno(-4095));
-/// assert_eq!(Error::Xen(XenErrno::Enospc).errno(), Some(XenErrno::Enospc));
+/// let e = Error::from(XenError::Errno(XenErrno::Enospc));
+/// assert_eq!(e.errno(), Some(XenErrno::Enospc));
+/// assert_eq!(Error::Xen(XenError::Unknown(-4095)).errno(), None);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -24,9 +24,7 @@ pub enum Error {
     /// unbound for us), `ESRCH` (no such domain), `EEXIST` (VIRQ already
     /// bound on that vCPU), `ENOENT` (no such vCPU), `ENOSYS`/`EOPNOTSUPP`
     /// (operation not available, e.g. FIFO on an old Xen).
-    Xen(XenErrno),
-    /// Xen returned a negative value that is no known error number.
-    UnknownErrno(i64),
+    Xen(XenError),
     /// Xen returned a port outside the range of the active ABI (or port 0).
     /// The port, if it was allocated, has been closed again.
     BadPort(u32),
@@ -57,23 +55,21 @@ pub enum Error {
     UnexpectedStatus(crate::PortStatus),
     /// `shared_info` is not 8-byte aligned (a broken platform).
     MisalignedSharedInfo,
+    /// Another [`EventChannels`](crate::EventChannels) already serves this
+    /// vCPU of this domain (there can be one: it owns the vCPU's mask and
+    /// pending words and, under FIFO, its control block).
+    VcpuInUse(u32),
+    /// More live [`EventChannels`](crate::EventChannels) in this program
+    /// than the claim table holds (256 domain/vCPU pairs).
+    TooManyInstances,
 }
 
 impl Error {
-    /// The error for a negative hypercall return value.
-    #[must_use]
-    pub const fn from_ret(ret: i64) -> Self {
-        match XenErrno::from_ret(ret) {
-            Some(e) => Self::Xen(e),
-            None => Self::UnknownErrno(ret),
-        }
-    }
-
-    /// The Xen error number, if Xen refused.
+    /// The Xen error number, if Xen refused with a known one.
     #[must_use]
     pub const fn errno(&self) -> Option<XenErrno> {
         match self {
-            Self::Xen(e) => Some(*e),
+            Self::Xen(e) => e.errno(),
             _ => None,
         }
     }
@@ -83,7 +79,6 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Xen(e) => write!(f, "Xen refused the event-channel operation: {e}"),
-            Self::UnknownErrno(r) => write!(f, "event-channel hypercall returned {r}"),
             Self::BadPort(p) => write!(f, "Xen returned port {p}, outside the active ABI"),
             Self::BadVirq(v) => write!(f, "VIRQ {v} out of range"),
             Self::TableFull => f.write_str("per-port table full"),
@@ -96,8 +91,16 @@ impl fmt::Display for Error {
             Self::UnknownStatus(s) => write!(f, "unknown event-channel status {s}"),
             Self::UnexpectedStatus(s) => write!(f, "port bound unexpectedly: {s:?}"),
             Self::MisalignedSharedInfo => f.write_str("shared_info is not 8-byte aligned"),
+            Self::VcpuInUse(v) => write!(f, "vCPU {v} already has its EventChannels"),
+            Self::TooManyInstances => f.write_str("too many live EventChannels in this program"),
         }
     }
 }
 
 impl core::error::Error for Error {}
+
+impl From<XenError> for Error {
+    fn from(e: XenError) -> Self {
+        Self::Xen(e)
+    }
+}

@@ -37,8 +37,8 @@
 //! let front = xen.create_domain(DomainConfig::default());
 //! let back = xen.create_domain(DomainConfig::default());
 //! let fifo = Config { abi: Abi::Fifo, ..Config::DEFAULT };
-//! let mut fev: EventChannels<'_, _> = EventChannels::new(&front, fifo)?;
-//! let mut bev: EventChannels<'_, _> = EventChannels::new(&back, Config::DEFAULT)?;
+//! let mut fev: EventChannels<_> = EventChannels::new(&front, fifo)?;
+//! let mut bev: EventChannels<_> = EventChannels::new(&back, Config::DEFAULT)?;
 //!
 //! // The front end offers a port (its number would go into xenstore) ...
 //! let offer = fev.alloc_unbound(back.domid())?;
@@ -78,6 +78,7 @@
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 mod channels;
+mod claim;
 mod error;
 mod fifo;
 pub mod ops;
@@ -85,6 +86,7 @@ mod port;
 mod shared;
 mod storm;
 mod two_level;
+mod upcall;
 mod wakers;
 
 pub use channels::{Abi, Config, EventChannels, PollReport, Stats};
@@ -94,4 +96,5 @@ pub use port::{
     PortStatus, Unbound, UnboundPort, Virq, VirqBinding, VirqPort,
 };
 pub use storm::{Outcome, PortStats, StormPolicy, StormReport};
+pub use upcall::Upcall;
 pub use wakers::{Event, PortEvents, PortWakers, Wait};

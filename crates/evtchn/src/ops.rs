@@ -16,90 +16,27 @@
 //! }
 //! ```
 
-use xenpv_platform::Platform;
+use xenpv_platform::{Platform, SafeHypercall};
 use xenpv_sys::event_channel::{
-    EVTCHNOP_ALLOC_UNBOUND, EVTCHNOP_BIND_INTERDOMAIN, EVTCHNOP_BIND_IPI, EVTCHNOP_BIND_VIRQ,
-    EVTCHNOP_CLOSE, EVTCHNOP_EXPAND_ARRAY, EVTCHNOP_INIT_CONTROL, EVTCHNOP_SEND,
-    EVTCHNOP_SET_PRIORITY, EVTCHNOP_STATUS, EVTCHNOP_UNMASK, EvtchnAllocUnbound,
-    EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindVirq, EvtchnClose, EvtchnExpandArray,
-    EvtchnInitControl, EvtchnSend, EvtchnSetPriority, EvtchnStatus, EvtchnStatusKind, EvtchnUnmask,
+    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindVirq, EvtchnClose,
+    EvtchnExpandArray, EvtchnInitControl, EvtchnSend, EvtchnSetPriority, EvtchnStatus,
+    EvtchnStatusKind, EvtchnUnmask,
 };
-use xenpv_sys::xen::{DOMID_SELF, DomId, HYPERVISOR_EVENT_CHANNEL_OP};
+use xenpv_sys::xen::{DOMID_SELF, DomId};
 
 use crate::{Error, Port, PortBinding, PortStatus, Virq};
 
-/// An `EVTCHNOP_*` argument structure and the command it belongs to.
-///
-/// # Safety
-/// `CMD` must be the command whose argument Xen's `event_channel.h` defines
-/// as `Self` (Xen reads and writes exactly `size_of::<Self>()` bytes).
-unsafe trait OpArg {
-    const CMD: u32;
-}
-
-// SAFETY: `struct evtchn_alloc_unbound` is the argument of EVTCHNOP_alloc_unbound.
-unsafe impl OpArg for EvtchnAllocUnbound {
-    const CMD: u32 = EVTCHNOP_ALLOC_UNBOUND;
-}
-// SAFETY: `struct evtchn_bind_interdomain` is the argument of EVTCHNOP_bind_interdomain.
-unsafe impl OpArg for EvtchnBindInterdomain {
-    const CMD: u32 = EVTCHNOP_BIND_INTERDOMAIN;
-}
-// SAFETY: `struct evtchn_bind_virq` is the argument of EVTCHNOP_bind_virq.
-unsafe impl OpArg for EvtchnBindVirq {
-    const CMD: u32 = EVTCHNOP_BIND_VIRQ;
-}
-// SAFETY: `struct evtchn_bind_ipi` is the argument of EVTCHNOP_bind_ipi.
-unsafe impl OpArg for EvtchnBindIpi {
-    const CMD: u32 = EVTCHNOP_BIND_IPI;
-}
-// SAFETY: `struct evtchn_close` is the argument of EVTCHNOP_close.
-unsafe impl OpArg for EvtchnClose {
-    const CMD: u32 = EVTCHNOP_CLOSE;
-}
-// SAFETY: `struct evtchn_send` is the argument of EVTCHNOP_send.
-unsafe impl OpArg for EvtchnSend {
-    const CMD: u32 = EVTCHNOP_SEND;
-}
-// SAFETY: `struct evtchn_status` is the argument of EVTCHNOP_status.
-unsafe impl OpArg for EvtchnStatus {
-    const CMD: u32 = EVTCHNOP_STATUS;
-}
-// SAFETY: `struct evtchn_unmask` is the argument of EVTCHNOP_unmask.
-unsafe impl OpArg for EvtchnUnmask {
-    const CMD: u32 = EVTCHNOP_UNMASK;
-}
-// SAFETY: `struct evtchn_init_control` is the argument of EVTCHNOP_init_control.
-unsafe impl OpArg for EvtchnInitControl {
-    const CMD: u32 = EVTCHNOP_INIT_CONTROL;
-}
-// SAFETY: `struct evtchn_expand_array` is the argument of EVTCHNOP_expand_array.
-unsafe impl OpArg for EvtchnExpandArray {
-    const CMD: u32 = EVTCHNOP_EXPAND_ARRAY;
-}
-// SAFETY: `struct evtchn_set_priority` is the argument of EVTCHNOP_set_priority.
-unsafe impl OpArg for EvtchnSetPriority {
-    const CMD: u32 = EVTCHNOP_SET_PRIORITY;
-}
-
-/// Issues `HYPERVISOR_event_channel_op(T::CMD, arg)`.
-fn op<P: Platform + ?Sized, T: OpArg>(platform: &P, arg: &mut T) -> Result<(), Error> {
-    let ptr = core::ptr::from_mut(arg) as u64;
-    // SAFETY: `arg` is a live, exclusively borrowed `repr(C)` value of the
-    // structure Xen expects for `T::CMD` (`OpArg` contract), valid for Xen's
-    // reads and writes for the whole call; no other argument is a pointer and
-    // no frame is named.
-    let ret = unsafe {
-        platform.hypercall(
-            HYPERVISOR_EVENT_CHANNEL_OP,
-            [u64::from(T::CMD), ptr, 0, 0, 0],
-        )
-    };
-    if ret < 0 {
-        Err(Error::from_ret(ret))
-    } else {
-        Ok(())
-    }
+/// Issues a memory-safe `EVTCHNOP_*` (ports only) through the typed layer.
+fn op<P: Platform + ?Sized, T: SafeHypercall>(platform: &P, arg: &mut T) -> Result<(), Error> {
+    let args = arg.args();
+    // SAFETY: `args` are the registers `T` defines for its own structure,
+    // pointing into `arg`, exclusively borrowed for the call; `SafeHypercall`
+    // promises Xen touches nothing else of ours. (`Platform::op` itself needs
+    // `Sized`; this keeps `?Sized` platforms working.)
+    let ret = unsafe { platform.hypercall(T::NR, args) };
+    xenpv_platform::XenError::check(ret)
+        .map(drop)
+        .map_err(Error::Xen)
 }
 
 /// Checks a port number Xen handed back.
@@ -205,7 +142,12 @@ pub fn status<P: Platform + ?Sized>(platform: &P, port: Port) -> Result<PortStat
 /// `EVTCHNOP_init_control`: switch the domain to the FIFO ABI (first call)
 /// and register `vcpu`'s control block at `offset` in frame `control_gfn`.
 /// Returns the number of link bits Xen uses.
-pub fn init_control<P: Platform + ?Sized>(
+///
+/// # Safety
+/// `control_gfn` must be a zeroed page of this domain that Xen may map and
+/// write as the control block for the rest of the domain's life (it is
+/// never freed or reused afterwards).
+pub unsafe fn init_control<P: Platform + ?Sized>(
     platform: &P,
     control_gfn: u64,
     offset: u32,
@@ -217,14 +159,33 @@ pub fn init_control<P: Platform + ?Sized>(
         vcpu,
         ..Default::default()
     };
-    op(platform, &mut a)?;
+    let args = xenpv_sys::op::Hypercall::args(&mut a);
+    // SAFETY: the caller's contract: `control_gfn` is a page Xen may map as
+    // this vCPU's control block for the rest of the domain's life.
+    let ret =
+        unsafe { platform.hypercall(<EvtchnInitControl as xenpv_sys::op::Hypercall>::NR, args) };
+    xenpv_platform::XenError::check(ret).map_err(Error::Xen)?;
     Ok(a.link_bits)
 }
 
 /// `EVTCHNOP_expand_array`: add frame `array_gfn` as the next page of FIFO
 /// event words.
-pub fn expand_array<P: Platform + ?Sized>(platform: &P, array_gfn: u64) -> Result<(), Error> {
-    op(platform, &mut EvtchnExpandArray { array_gfn })
+///
+/// # Safety
+/// `array_gfn` must be a page of this domain, initialised as event words,
+/// that Xen may map and write for the rest of the domain's life.
+pub unsafe fn expand_array<P: Platform + ?Sized>(
+    platform: &P,
+    array_gfn: u64,
+) -> Result<(), Error> {
+    let mut a = EvtchnExpandArray { array_gfn };
+    let args = xenpv_sys::op::Hypercall::args(&mut a);
+    // SAFETY: the caller's contract.
+    let ret =
+        unsafe { platform.hypercall(<EvtchnExpandArray as xenpv_sys::op::Hypercall>::NR, args) };
+    xenpv_platform::XenError::check(ret)
+        .map(drop)
+        .map_err(Error::Xen)
 }
 
 /// `EVTCHNOP_set_priority` (FIFO only): `priority` 0 (highest) to 15.

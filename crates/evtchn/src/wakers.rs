@@ -158,7 +158,7 @@ pub(crate) enum Signal {
 ///
 /// let xen = Xen::new();
 /// let dom = xen.create_domain(DomainConfig::default());
-/// let mut ev: EventChannels<'_, _> = EventChannels::new(&dom, Config::DEFAULT)?;
+/// let mut ev: EventChannels<_> = EventChannels::new(&dom, Config::DEFAULT)?;
 /// let ipi = ev.bind_ipi(0)?;
 ///
 /// // A task watches the port and waits ...

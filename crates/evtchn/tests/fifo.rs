@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use common::FakeXen;
 use proptest::prelude::*;
 use xenpv_evtchn::{Abi, Config, Error, EventChannels, IpiPort, Outcome, Port, StormPolicy};
-use xenpv_sys::errno::XenErrno;
+use xenpv_sys::errno::{XenErrno, XenError};
 
 const N: usize = 10;
 
@@ -77,7 +77,7 @@ impl Model {
 fn setup<'x>(
     xen: &'x FakeXen,
     prio: &[usize; N],
-) -> (EventChannels<'x, FakeXen, 16>, Vec<IpiPort>) {
+) -> (EventChannels<&'x FakeXen, 16>, Vec<IpiPort>) {
     let mut ev = EventChannels::new(xen, config()).unwrap();
     assert_eq!(ev.abi(), Abi::Fifo);
     assert_eq!(ev.fifo_array_pages(), 1);
@@ -208,7 +208,7 @@ fn masked_event_is_kept_and_delivered_once_after_unmask() {
 fn array_grows_with_ports() {
     let xen = FakeXen::new();
     xen.restrict_free_ports(&[5, 1500, 3000]);
-    let mut ev: EventChannels<'_, _, 4> = EventChannels::new(&xen, config()).unwrap();
+    let mut ev: EventChannels<_, 4> = EventChannels::new(&xen, config()).unwrap();
     let a = ev.bind_ipi(0).unwrap();
     assert_eq!(ev.fifo_array_pages(), 1);
     let b = ev.bind_ipi(0).unwrap();
@@ -235,9 +235,12 @@ fn array_grows_with_ports() {
 #[test]
 fn falls_back_to_two_level_when_xen_refuses() {
     let xen = FakeXen::without_fifo();
-    let mut ev: EventChannels<'_, _, 4> = EventChannels::new(&xen, config()).unwrap();
+    let mut ev: EventChannels<_, 4> = EventChannels::new(&xen, config()).unwrap();
     assert_eq!(ev.abi(), Abi::TwoLevel);
-    assert_eq!(ev.fifo_fallback(), Some(Error::Xen(XenErrno::Enosys)));
+    assert_eq!(
+        ev.fifo_fallback(),
+        Some(Error::Xen(XenError::Errno(XenErrno::Enosys)))
+    );
     let ipi = ev.bind_ipi(0).unwrap();
     ipi.notify(&xen).unwrap();
     assert_eq!(ev.poll(|_| Outcome::Work).dispatched, 1);

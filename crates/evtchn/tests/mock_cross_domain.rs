@@ -10,10 +10,10 @@ use xenpv_evtchn::{
     Virq,
 };
 use xenpv_mock::{Domain, DomainConfig, Fault, Xen};
-use xenpv_sys::errno::XenErrno;
+use xenpv_sys::errno::{XenErrno, XenError};
 use xenpv_sys::xen::VIRQ_TIMER;
 
-type Ev<'a> = EventChannels<'a, Domain, 16>;
+type Ev<'a> = EventChannels<&'a Domain, 16>;
 
 fn config(abi: Abi) -> Config {
     Config {
@@ -127,12 +127,12 @@ fn virq_and_ipi_delivery() {
         assert_eq!(timer.binding().virq(), Virq::TIMER);
         assert_eq!(
             ev.bind_virq(Virq::TIMER, 0).unwrap_err(),
-            Error::Xen(XenErrno::Eexist)
+            Error::Xen(XenError::Errno(XenErrno::Eexist))
         );
         // Global VIRQs belong to the (absent) hardware domain.
         assert_eq!(
             ev.bind_virq(Virq::CONSOLE, 0).unwrap_err(),
-            Error::Xen(XenErrno::Ebusy)
+            Error::Xen(XenError::Errno(XenErrno::Ebusy))
         );
         assert_eq!(
             ev.status(timer.port()).unwrap().binding,
@@ -404,17 +404,70 @@ fn fifo_array_expands_on_mock() {
     ev.close(ipi).unwrap();
 }
 
-/// A domain that already switched to FIFO cannot switch again: a second
-/// instance falls back to 2-level reporting why (and would not work, since
-/// Xen delivers FIFO-style: one instance per domain).
+/// One `EventChannels` per vCPU: a second one while the first lives is
+/// refused by this crate; after a FIFO instance is dropped Xen keeps its
+/// control block, refuses another, and `new` reports Xen's error instead of
+/// falling back to bitmaps Xen no longer uses.
 #[test]
-fn second_fifo_init_is_refused() {
+fn second_instance_per_vcpu_is_refused() {
     let xen = Xen::new();
     let d = xen.create_domain(DomainConfig::default());
-    let _first = events(&d, Abi::Fifo);
-    let second: Ev<'_> = EventChannels::new(&d, config(Abi::Fifo)).unwrap();
-    assert_eq!(second.abi(), Abi::TwoLevel);
-    assert_eq!(second.fifo_fallback(), Some(Error::Xen(XenErrno::Einval)));
+    let first = events(&d, Abi::Fifo);
+    let second = EventChannels::<_, 16>::new(&d, config(Abi::Fifo)).unwrap_err();
+    assert_eq!(second, Error::VcpuInUse(0));
+    let two_level = EventChannels::<_, 16>::new(&d, config(Abi::TwoLevel)).unwrap_err();
+    assert_eq!(two_level, Error::VcpuInUse(0));
+    // Another domain is unaffected.
+    let other = xen.create_domain(DomainConfig::default());
+    let _o = events(&other, Abi::TwoLevel);
+    drop(first);
+    let again = EventChannels::<_, 16>::new(&d, config(Abi::Fifo)).unwrap_err();
+    assert_eq!(again, Error::Xen(XenError::Errno(XenErrno::Einval)));
+}
+
+/// The upcall path: Xen injects the registered vector when an event from
+/// another domain sets `evtchn_upcall_pending`; the handler only raises an
+/// `Upcall`, and the main loop dispatches through `poll_upcall`.
+#[test]
+fn events_from_another_domain_arrive_by_upcall() {
+    static UPCALL: xenpv_evtchn::Upcall = xenpv_evtchn::Upcall::new();
+    fn on_upcall() {
+        UPCALL.raise();
+    }
+    let xen = Xen::new();
+    let (front, back) = (
+        xen.create_domain(DomainConfig::default()),
+        xen.create_domain(DomainConfig::default()),
+    );
+    let mut fev = events(&front, Abi::Fifo);
+    let mut bev = events(&back, Abi::TwoLevel);
+    front.set_interrupt_handler(0x40, on_upcall);
+    // SAFETY: the mock's "IDT entry" for 0x40 is installed just above, and
+    // Xen refuses 0x0f anyway.
+    let refused = unsafe { fev.set_upcall_vector(0x0f) };
+    assert_eq!(refused, Err(Error::Xen(XenError::Errno(XenErrno::Einval))));
+    // SAFETY: as above.
+    unsafe { fev.set_upcall_vector(0x40) }.unwrap();
+    assert_eq!(front.upcall_vector(), Some(0x40));
+    let offer = fev.alloc_unbound(back.domid()).unwrap();
+    let b = bev.bind_interdomain(front.domid(), offer.port()).unwrap();
+    let f = fev.connected(offer).map_err(|(_, e)| e).unwrap();
+    let before = UPCALL.total();
+    for round in 1..=5 {
+        b.notify(&back).unwrap();
+        b.notify(&back).unwrap(); // coalesces: one upcall until served
+        let (upcalls, report) = fev.poll_upcall(&UPCALL, |p| {
+            assert_eq!(p, f.port());
+            Outcome::Work
+        });
+        assert_eq!((upcalls, report.dispatched), (1, 1), "round {round}");
+    }
+    assert_eq!(UPCALL.total() - before, 5);
+    // Nothing raised, nothing pending: no poll.
+    assert_eq!(
+        fev.poll_upcall(&UPCALL, |_| Outcome::Work),
+        (0, Default::default())
+    );
 }
 
 /// A back end on another thread sends as fast as it can while the front end

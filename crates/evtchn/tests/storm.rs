@@ -14,7 +14,7 @@ const POLICY: StormPolicy = StormPolicy {
     max_backoff: 64,
 };
 
-fn events(xen: &FakeXen, abi: Abi) -> EventChannels<'_, FakeXen, 8> {
+fn events(xen: &FakeXen, abi: Abi) -> EventChannels<&'_ FakeXen, 8> {
     let ev = EventChannels::new(
         xen,
         Config {

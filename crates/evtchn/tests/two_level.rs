@@ -27,7 +27,7 @@ fn config() -> Config {
     }
 }
 
-fn setup(xen: &FakeXen) -> (EventChannels<'_, FakeXen, 32>, Vec<IpiPort>) {
+fn setup(xen: &FakeXen) -> (EventChannels<&'_ FakeXen, 32>, Vec<IpiPort>) {
     xen.restrict_free_ports(&PORTS);
     let mut ev = EventChannels::new(xen, config()).unwrap();
     assert_eq!(ev.abi(), Abi::TwoLevel);
@@ -293,7 +293,7 @@ fn clearing_the_mask_first_would_lose_the_event() {
 #[test]
 fn adopt_and_stray() {
     let xen = FakeXen::new();
-    let mut ev: EventChannels<'_, _, 8> = EventChannels::new(&xen, config()).unwrap();
+    let mut ev: EventChannels<_, 8> = EventChannels::new(&xen, config()).unwrap();
     // A "toolstack" binds a loopback channel before the driver starts.
     let remote = ops::alloc_unbound(&xen, DOMID_SELF).unwrap();
     let local = ops::bind_interdomain(&xen, DOMID_SELF, remote).unwrap();
@@ -335,7 +335,7 @@ fn adopt_and_stray() {
 #[test]
 fn unbound_connected_close() {
     let xen = FakeXen::new();
-    let mut ev: EventChannels<'_, _, 8> = EventChannels::new(&xen, config()).unwrap();
+    let mut ev: EventChannels<_, 8> = EventChannels::new(&xen, config()).unwrap();
     let unbound = ev.alloc_unbound(1).unwrap();
     let port = unbound.port();
     let (unbound, e) = ev.connected(unbound).unwrap_err();
@@ -362,7 +362,7 @@ fn unbound_connected_close() {
 #[test]
 fn errors_are_typed() {
     let xen = FakeXen::new();
-    let mut ev: EventChannels<'_, _, 2> = EventChannels::new(&xen, config()).unwrap();
+    let mut ev: EventChannels<_, 2> = EventChannels::new(&xen, config()).unwrap();
     assert_eq!(ev.bind_ipi(1).unwrap_err(), Error::WrongVcpu(1));
     let bad = Port::new(77).unwrap();
     assert_eq!(
@@ -377,7 +377,7 @@ fn errors_are_typed() {
     ev.close(b).unwrap();
     ev.close(c).unwrap();
     assert!(
-        EventChannels::<'_, _, 2>::new(
+        EventChannels::<_, 2>::new(
             &xen,
             Config {
                 vcpu: 32,
@@ -392,7 +392,7 @@ fn errors_are_typed() {
 #[test]
 fn ipi_self_notify() {
     let xen = FakeXen::new();
-    let mut ev: EventChannels<'_, _, 4> = EventChannels::new(&xen, config()).unwrap();
+    let mut ev: EventChannels<_, 4> = EventChannels::new(&xen, config()).unwrap();
     let ipi = ev.bind_ipi(0).unwrap();
     ev.send(&ipi).unwrap();
     ipi.notify(&xen).unwrap();

@@ -26,7 +26,7 @@ fn waker() -> (Arc<Count>, Waker) {
     (c.clone(), Waker::from(c))
 }
 
-fn events(xen: &FakeXen, abi: Abi) -> EventChannels<'_, FakeXen, 8> {
+fn events(xen: &FakeXen, abi: Abi) -> EventChannels<&'_ FakeXen, 8> {
     EventChannels::new(
         xen,
         Config {

@@ -129,6 +129,29 @@ impl Domain {
             .is_some_and(|u| u.load(Ordering::SeqCst) & 1 != 0)
     }
 
+    /// The vector vCPU 0 registered with `HVMOP_set_evtchn_upcall_vector`.
+    #[must_use]
+    pub fn upcall_vector(&self) -> Option<u8> {
+        match self.core.upcall_vector.load(Ordering::SeqCst) {
+            0 => None,
+            v => Some(v),
+        }
+    }
+
+    /// Installs the guest's handler for interrupt `vector` (its "IDT
+    /// entry"). When an event sets `evtchn_upcall_pending` from 0 to 1 and
+    /// `vector` is the registered upcall vector, the mock runs `handler`
+    /// like an interrupt: at once, on the thread that raised the event,
+    /// inside the simulated Xen — so it must do only what an interrupt
+    /// handler may (record the upcall; no hypercalls).
+    pub fn set_interrupt_handler(&self, vector: u8, handler: fn()) {
+        *self
+            .core
+            .irq
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((vector, handler));
+    }
+
     /// Clears vCPU 0's `evtchn_upcall_pending` (as an upcall handler does
     /// first); returns whether it was set.
     pub fn clear_upcall_pending(&self) -> bool {

@@ -30,7 +30,8 @@ use xenpv_sys::grant_table::{
 };
 use xenpv_sys::hvm_params::{
     HVM_NR_PARAMS, HVM_PARAM_CALLBACK_IRQ, HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN,
-    HVMOP_GET_PARAM, HVMOP_SET_PARAM, XenHvmParam,
+    HVMOP_GET_PARAM, HVMOP_SET_EVTCHN_UPCALL_VECTOR, HVMOP_SET_PARAM, XenHvmEvtchnUpcallVector,
+    XenHvmParam,
 };
 use xenpv_sys::memory::{
     XENMAPSPACE_GMFN, XENMAPSPACE_GMFN_FOREIGN, XENMAPSPACE_GMFN_RANGE, XENMAPSPACE_GRANT_TABLE,
@@ -558,6 +559,29 @@ fn remove_from_physmap(st: &mut State, ld: DomId, x: &XenRemoveFromPhysmap) -> R
 /// # Safety
 /// `arg` must point at a valid `xen_hvm_param`.
 unsafe fn hvm_op(st: &mut State, ld: DomId, cmd: u64, arg: GuestPtr) -> i64 {
+    if cmd == u64::from(HVMOP_SET_EVTCHN_UPCALL_VECTOR) {
+        // SAFETY: `arg` points at a `xen_hvm_evtchn_upcall_vector` (caller).
+        let v: XenHvmEvtchnUpcallVector = match unsafe { arg.read(0) } {
+            Ok(v) => v,
+            Err(e) => return e,
+        };
+        // As Xen: vectors below 0x10 are refused; the mock has one vCPU.
+        if v.vector < 0x10 {
+            return EINVAL;
+        }
+        if v.vcpu != 0 {
+            return ENOENT;
+        }
+        return match st.domains.get(&ld) {
+            Some(d) => {
+                d.core
+                    .upcall_vector
+                    .store(v.vector, std::sync::atomic::Ordering::SeqCst);
+                0
+            }
+            None => ESRCH,
+        };
+    }
     let cmd = match u32::try_from(cmd) {
         Ok(c @ (HVMOP_GET_PARAM | HVMOP_SET_PARAM)) => c,
         _ => return ENOSYS,

@@ -100,6 +100,9 @@ fn free_range(used: &mut [bool], first: u64, count: usize) {
     }
 }
 
+/// A guest interrupt handler: its vector and the function the mock calls.
+pub(crate) type InterruptHandler = (u8, fn());
+
 /// What lives behind a domain handle: identity, memory, guest allocators and
 /// the event wake-up for `wait_for_event`. Shared by `Domain` handles and the
 /// hypervisor state; outlives `destroy_domain` while handles exist.
@@ -110,6 +113,11 @@ pub(crate) struct DomainCore {
     pub(crate) alloc: Mutex<Alloc>,
     wake: Mutex<u64>,
     cv: Condvar,
+    /// vCPU 0's `HVMOP_set_evtchn_upcall_vector` (0: none registered).
+    pub(crate) upcall_vector: AtomicU8,
+    /// The guest's "IDT entry": a handler for one vector, run like an
+    /// interrupt when Xen injects the upcall.
+    pub(crate) irq: Mutex<Option<InterruptHandler>>,
 }
 
 impl DomainCore {
@@ -125,6 +133,8 @@ impl DomainCore {
             alloc: Mutex::new(alloc),
             wake: Mutex::new(0),
             cv: Condvar::new(),
+            upcall_vector: AtomicU8::new(0),
+            irq: Mutex::new(None),
         }
     }
 
@@ -140,9 +150,20 @@ impl DomainCore {
             return;
         };
         if up.fetch_or(1, Ordering::SeqCst) & 1 == 0 {
-            let mut kicks = lock(&self.wake);
-            *kicks = kicks.wrapping_add(1);
-            self.cv.notify_all();
+            {
+                let mut kicks = lock(&self.wake);
+                *kicks = kicks.wrapping_add(1);
+                self.cv.notify_all();
+            }
+            // Xen injects the upcall vector when the flag goes 0 -> 1.
+            let vector = self.upcall_vector.load(Ordering::SeqCst);
+            let handler = *lock(&self.irq);
+            if let Some((v, f)) = handler
+                && vector != 0
+                && v == vector
+            {
+                f();
+            }
         }
     }
 

@@ -16,7 +16,7 @@
 //! use xenpv_xenstore::{Config, Store, StoreRing};
 //!
 //! let ring = StoreRing::open(platform)?;
-//! let mut events: EventChannels<'_, P> = EventChannels::new(platform, EvConfig::DEFAULT)?;
+//! let mut events: EventChannels<&'_ P> = EventChannels::new(platform, EvConfig::DEFAULT)?;
 //! let port = events.adopt_interdomain(ring.port())?.port();
 //! let wait = || {
 //!     // Bounded: look for the store port's event once, then let dom0 run.

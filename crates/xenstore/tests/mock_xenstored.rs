@@ -30,7 +30,7 @@ fn hvm_param(d: &Domain, index: u32) -> u64 {
 /// What a guest does at boot: find the page and port, adopt the port.
 fn store_channel<'d>(
     d: &'d Domain,
-    ev: &mut EventChannels<'d, Domain>,
+    ev: &mut EventChannels<&'d Domain>,
 ) -> (NonNull<u8>, InterdomainPort) {
     let gfn = hvm_param(d, HVM_PARAM_STORE_PFN);
     let port = hvm_param(d, HVM_PARAM_STORE_EVTCHN) as u32;
@@ -74,7 +74,7 @@ fn client<'a>(
 macro_rules! guest {
     ($xen:expr, $d:ident, $ev:ident, $port:ident, $xs:ident, $config:expr) => {
         let $d = $xen.create_domain(DomainConfig::default());
-        let mut $ev: EventChannels<'_, Domain> =
+        let mut $ev: EventChannels<&'_ Domain> =
             EventChannels::new(&$d, EvConfig::DEFAULT).unwrap();
         let (page, $port) = store_channel(&$d, &mut $ev);
         #[allow(unused_mut)]

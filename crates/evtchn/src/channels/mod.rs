@@ -1,6 +1,11 @@
 //! [`EventChannels`]: binding, masking, and bounded dispatch with storm
 //! protection.
 
+mod book;
+mod ctl;
+mod dispatch;
+mod types;
+
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering::SeqCst;
 
@@ -8,247 +13,18 @@ use xenpv_platform::Platform;
 use xenpv_sys::event_channel::FifoEventWord as Fw;
 use xenpv_sys::xen::{DomId, XEN_LEGACY_MAX_VCPUS};
 
-use crate::fifo::{self, Anomalies, FifoScan};
-use crate::shared::{BITS_2L, ControlBlock, EventArray, TwoLevelWords};
-use crate::storm::Accounting;
+use crate::claim::VcpuClaim;
+use crate::fifo::{Anomalies, FifoScan};
+use crate::shared::{ControlBlock, EventArray, TwoLevelWords};
 use crate::two_level::{PORTS_2L, TwoLevelScan};
-use crate::wakers::Signal;
 use crate::{
-    BoundPort, Error, Interdomain, InterdomainPort, Ipi, IpiPort, Outcome, Port, PortBinding,
-    PortStats, PortStatus, PortWakers, StormPolicy, StormReport, Unbound, UnboundPort, Virq,
-    VirqBinding, VirqPort, ops,
+    BoundPort, Error, Interdomain, InterdomainPort, Ipi, IpiPort, Port, PortBinding, PortStatus,
+    Unbound, UnboundPort, Virq, VirqBinding, VirqPort, ops,
 };
+use book::Book;
+use ctl::Ctl;
 
-/// Which event-channel ABI to use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Abi {
-    /// The original ABI: a pending and a mask bitmap in `shared_info`, 4096
-    /// ports (64-bit guests). Always available.
-    TwoLevel,
-    /// The FIFO ABI (Xen 4.4+): per-port event words in guest pages, 2^17
-    /// ports, 16 priorities. [`EventChannels::new`] falls back to
-    /// [`Abi::TwoLevel`] if Xen refuses it.
-    Fifo,
-}
-
-/// How [`EventChannels`] is set up.
-///
-/// ```
-/// use xenpv_evtchn::{Abi, Config};
-/// let config = Config { abi: Abi::Fifo, budget: 32, ..Config::DEFAULT };
-/// assert_eq!(config.vcpu, 0);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Config {
-    /// The ABI wanted.
-    pub abi: Abi,
-    /// The vCPU whose events this instance scans (below 32: its `vcpu_info`
-    /// must be the one in `shared_info`). Ports are bound to it.
-    pub vcpu: u32,
-    /// Events dispatched per [`poll`](EventChannels::poll) at most.
-    pub budget: u32,
-    /// Storm protection.
-    pub storm: StormPolicy,
-}
-
-impl Config {
-    /// 2-level ABI, vCPU 0, 64 events per poll, default storm policy.
-    pub const DEFAULT: Self = Self {
-        abi: Abi::TwoLevel,
-        vcpu: 0,
-        budget: 64,
-        storm: StormPolicy::DEFAULT,
-    };
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
-
-/// What one [`poll`](EventChannels::poll) did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PollReport {
-    /// Events handed to the handler (or to wakers).
-    pub dispatched: u32,
-    /// Ports throttled by this poll.
-    pub throttled: u32,
-    /// Throttled ports whose back-off ended at the start of this poll.
-    pub released: u32,
-    /// Events on ports not registered here: masked and kept pending.
-    pub stray: u32,
-    /// More events may be waiting (the budget ran out, or Xen raised new
-    /// ones meanwhile): poll again before sleeping.
-    pub more_pending: bool,
-}
-
-/// Counters since [`EventChannels::new`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Calls to `poll`.
-    pub polls: u64,
-    /// Events dispatched.
-    pub dispatched: u64,
-    /// Events on unregistered ports (masked and kept pending).
-    pub stray: u64,
-    /// Times a port was throttled.
-    pub storms: u64,
-    /// `EVTCHNOP_unmask` failures while releasing a port.
-    pub unmask_errors: u64,
-    /// FIFO heads or links naming ports outside the event array (a corrupted
-    /// queue; never produced by Xen).
-    pub bad_links: u64,
-}
-
-/// Storm reports kept (the most recent ones).
-const REPORTS: usize = 16;
-
-#[derive(Clone, Copy, Debug)]
-struct Slot {
-    port: Option<Port>,
-    /// Masked by the user ([`EventChannels::mask`]).
-    user_masked: bool,
-    /// Dispatched with a deferred outcome: masked until EOI.
-    in_flight: bool,
-    /// In flight because no waker watched the port (its event is re-delivered
-    /// when a consumer starts watching).
-    parked: bool,
-    acct: Accounting,
-}
-
-impl Slot {
-    const EMPTY: Self = Self {
-        port: None,
-        user_masked: false,
-        in_flight: false,
-        parked: false,
-        acct: Accounting::new(0, &StormPolicy::DEFAULT),
-    };
-
-    fn blocked(&self) -> bool {
-        self.user_masked || self.in_flight || self.acct.throttled_until.is_some()
-    }
-}
-
-/// What a dispatch asks of the bookkeeping.
-enum Action {
-    Outcome(Outcome),
-    /// Keep the port masked and its event owed to a future watcher.
-    Park,
-}
-
-/// Per-port state, counters and reports.
-#[derive(Debug)]
-struct Book<const N: usize> {
-    slots: [Slot; N],
-    policy: StormPolicy,
-    throttled: usize,
-    stats: Stats,
-    reports: [Option<StormReport>; REPORTS],
-    next_report: usize,
-}
-
-impl<const N: usize> Book<N> {
-    fn find(&self, port: Port) -> Option<usize> {
-        self.slots.iter().position(|s| s.port == Some(port))
-    }
-
-    fn has_room(&self) -> bool {
-        self.slots.iter().any(|s| s.port.is_none())
-    }
-
-    /// Claims a slot for `port` (reusing a stale one for the same number).
-    fn insert(&mut self, port: Port, now: u64) -> Result<usize, Error> {
-        let idx = match self.find(port) {
-            Some(i) => i,
-            None => self
-                .slots
-                .iter()
-                .position(|s| s.port.is_none())
-                .ok_or(Error::TableFull)?,
-        };
-        self.remove(idx);
-        if let Some(s) = self.slots.get_mut(idx) {
-            *s = Slot {
-                port: Some(port),
-                acct: Accounting::new(now, &self.policy),
-                ..Slot::EMPTY
-            };
-        }
-        Ok(idx)
-    }
-
-    fn remove(&mut self, idx: usize) {
-        if let Some(s) = self.slots.get_mut(idx) {
-            if s.acct.throttled_until.is_some() {
-                self.throttled -= 1;
-            }
-            *s = Slot::EMPTY;
-        }
-    }
-
-    fn push_report(&mut self, r: StormReport) {
-        if let Some(s) = self.reports.get_mut(self.next_report % REPORTS) {
-            *s = Some(r);
-        }
-        self.next_report = self.next_report.wrapping_add(1);
-    }
-
-    /// Handles one claimed event (its pending bit already cleared).
-    fn dispatch(
-        &mut self,
-        raw: u32,
-        ctl: Ctl<'_>,
-        now: u64,
-        report: &mut PollReport,
-        f: &mut impl FnMut(Port) -> Action,
-    ) {
-        let idx = Port::new(raw).and_then(|p| self.find(p));
-        let Some(slot) = idx.and_then(|i| self.slots.get_mut(i)) else {
-            // Nobody here owns this port: keep the event for whoever adopts
-            // it, and stop it from raising upcalls meanwhile.
-            ctl.hold(raw);
-            self.stats.stray += 1;
-            report.stray += 1;
-            return;
-        };
-        let Some(port) = slot.port else {
-            return;
-        };
-        if slot.blocked() {
-            // Masked in our books but not in shared memory (only reachable
-            // if something else cleared the mask): restore and keep it.
-            ctl.hold(raw);
-            return;
-        }
-        slot.acct.stats.dispatched += 1;
-        self.stats.dispatched += 1;
-        report.dispatched += 1;
-        match f(port) {
-            Action::Outcome(Outcome::Deferred) => {
-                slot.in_flight = true;
-                slot.acct.stats.deferred += 1;
-                ctl.mask(raw);
-            }
-            Action::Park => {
-                slot.in_flight = true;
-                slot.parked = true;
-                ctl.mask(raw);
-            }
-            Action::Outcome(o) => {
-                let spurious = o == Outcome::Spurious;
-                if let Some(r) = slot.acct.record(&self.policy, now, port, spurious) {
-                    ctl.mask(raw);
-                    self.throttled += 1;
-                    self.stats.storms += 1;
-                    report.throttled += 1;
-                    self.push_report(r);
-                }
-            }
-        }
-    }
-}
+pub use types::{Abi, Config, PollReport, Stats};
 
 /// The per-ABI scan state.
 #[derive(Debug)]
@@ -267,111 +43,6 @@ struct FifoState {
     array: EventArray,
     scan: FifoScan,
     anomalies: Anomalies,
-}
-
-/// Mask/pending operations of the active ABI.
-#[derive(Clone, Copy)]
-enum Ctl<'a> {
-    TwoLevel(&'a TwoLevelWords),
-    Fifo(&'a EventArray),
-}
-
-/// Word index and bit of a 2-level port (callers check `port < 4096`).
-fn word_bit(port: u32) -> (usize, u64) {
-    let p = port as usize;
-    (p / BITS_2L, 1u64 << (p % BITS_2L))
-}
-
-impl Ctl<'_> {
-    fn mask(self, port: u32) {
-        match self {
-            Ctl::TwoLevel(w) if port < PORTS_2L => {
-                let (word, bit) = word_bit(port);
-                w.set_mask(word, bit);
-            }
-            Ctl::TwoLevel(_) => {}
-            Ctl::Fifo(a) => {
-                if let Some(word) = a.word(port) {
-                    word.fetch_or(Fw::MASKED.bits(), SeqCst);
-                }
-            }
-        }
-    }
-
-    /// Masks the port and marks it pending again, so that the next unmask
-    /// delivers it.
-    fn hold(self, port: u32) {
-        match self {
-            Ctl::TwoLevel(w) if port < PORTS_2L => {
-                let (word, bit) = word_bit(port);
-                w.set_mask(word, bit);
-                w.pending(word).fetch_or(bit, SeqCst);
-            }
-            Ctl::TwoLevel(_) => {}
-            Ctl::Fifo(a) => {
-                if let Some(word) = a.word(port) {
-                    word.fetch_or(Fw::MASKED.bits() | Fw::PENDING.bits(), SeqCst);
-                }
-            }
-        }
-    }
-
-    fn is_masked(self, port: u32) -> bool {
-        match self {
-            Ctl::TwoLevel(w) if port < PORTS_2L => {
-                let (word, bit) = word_bit(port);
-                w.mask(word).load(SeqCst) & bit != 0
-            }
-            Ctl::TwoLevel(_) => true,
-            Ctl::Fifo(a) => a
-                .word(port)
-                .is_none_or(|w| w.load(SeqCst) & Fw::MASKED.bits() != 0),
-        }
-    }
-
-    fn is_pending(self, port: u32) -> bool {
-        match self {
-            Ctl::TwoLevel(w) if port < PORTS_2L => {
-                let (word, bit) = word_bit(port);
-                w.pending(word).load(SeqCst) & bit != 0
-            }
-            Ctl::TwoLevel(_) => false,
-            Ctl::Fifo(a) => a
-                .word(port)
-                .is_some_and(|w| w.load(SeqCst) & Fw::PENDING.bits() != 0),
-        }
-    }
-
-    /// Unmasks, making sure an event that is (or becomes) pending meanwhile
-    /// is delivered.
-    fn unmask<P: Platform + ?Sized>(self, platform: &P, port: Port) -> Result<(), Error> {
-        match self {
-            Ctl::TwoLevel(w) if port.raw() < PORTS_2L => {
-                let (word, bit) = word_bit(port.raw());
-                if w.mask(word).load(SeqCst) & bit == 0 {
-                    return Ok(());
-                }
-                if w.pending(word).load(SeqCst) & bit != 0 {
-                    // Leave the mask to Xen: it re-raises the event only if
-                    // it is the one clearing the mask bit.
-                    return ops::unmask(platform, port);
-                }
-                w.mask(word).fetch_and(!bit, SeqCst);
-                // An event that arrived between the check and the clear saw
-                // the port masked, so Xen did not notify: re-mask and have
-                // Xen unmask and re-raise it.
-                if w.pending(word).load(SeqCst) & bit != 0 && w.set_mask(word, bit) & bit == 0 {
-                    return ops::unmask(platform, port);
-                }
-                Ok(())
-            }
-            Ctl::TwoLevel(_) => Err(Error::BadPort(port.raw())),
-            Ctl::Fifo(a) => match a.word(port.raw()) {
-                Some(word) if fifo::try_clear_masked(word) => Ok(()),
-                _ => ops::unmask(platform, port),
-            },
-        }
-    }
 }
 
 /// The event channels of one domain, as seen from one vCPU: binds ports,
@@ -393,7 +64,7 @@ impl Ctl<'_> {
 ///
 /// /// A frontend's event loop: offer a channel to the backend, then serve it.
 /// fn run<P: Platform>(platform: &P, backend: u16) -> Result<(), Error> {
-///     let mut events: EventChannels<'_, P, 16> = EventChannels::new(platform, Config::DEFAULT)?;
+///     let mut events: EventChannels<&P, 16> = EventChannels::new(platform, Config::DEFAULT)?;
 ///     let chan = events.alloc_unbound(backend)?;
 ///     // ... write chan.port() to xenstore, wait for the backend to bind ...
 ///     let chan = events.connected(chan).map_err(|(_, e)| e)?;
@@ -414,8 +85,10 @@ impl Ctl<'_> {
 ///     events.close(chan)
 /// }
 /// ```
-pub struct EventChannels<'p, P: Platform + ?Sized, const N: usize = 64> {
-    platform: &'p P,
+pub struct EventChannels<P: Platform, const N: usize = 64> {
+    platform: P,
+    /// This instance's hold on (domain, vCPU); released on drop.
+    _claim: VcpuClaim,
     words: TwoLevelWords,
     abi: AbiState,
     vcpu: u32,
@@ -426,11 +99,12 @@ pub struct EventChannels<'p, P: Platform + ?Sized, const N: usize = 64> {
 
 // SAFETY: the raw pointers inside point at Xen-shared memory (shared_info,
 // the FIFO control block and event pages) that is only ever accessed through
-// atomics, which is sound from any thread; the platform is only used through
-// `&P`, which is `Send` when `P: Sync`.
-unsafe impl<P: Platform + Sync + ?Sized, const N: usize> Send for EventChannels<'_, P, N> {}
+// atomics, which is sound from any thread; moving the instance moves the
+// platform handle (`P: Send`). It is not `Sync`: every mutating method takes
+// `&mut self`.
+unsafe impl<P: Platform + Send, const N: usize> Send for EventChannels<P, N> {}
 
-impl<P: Platform + ?Sized, const N: usize> core::fmt::Debug for EventChannels<'_, P, N> {
+impl<P: Platform, const N: usize> core::fmt::Debug for EventChannels<P, N> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("EventChannels")
             .field("abi", &self.abi())
@@ -441,7 +115,7 @@ impl<P: Platform + ?Sized, const N: usize> core::fmt::Debug for EventChannels<'_
     }
 }
 
-impl<'p, P: Platform + ?Sized, const N: usize> EventChannels<'p, P, N> {
+impl<P: Platform, const N: usize> EventChannels<P, N> {
     /// Sets up event channels for `config.vcpu` of the domain `platform`
     /// runs.
     ///
@@ -454,12 +128,38 @@ impl<'p, P: Platform + ?Sized, const N: usize> EventChannels<'p, P, N> {
     ///
     /// Every port starts masked; bind or adopt the ones to serve.
     ///
+    /// There is one instance per vCPU of a domain: it owns that vCPU's mask
+    /// and pending words (it masks every port here) and, under FIFO, its
+    /// control block. A second one for the same domain and vCPU while the
+    /// first lives is refused with [`Error::VcpuInUse`]. A FIFO instance is
+    /// meant to live as long as the domain: Xen keeps the control block
+    /// registered after it is dropped and refuses to register another, so a
+    /// later FIFO instance for that vCPU fails with Xen's error rather than
+    /// silently scanning bitmaps Xen no longer uses.
+    ///
+    /// ```
+    /// use xenpv_evtchn::{Config, Error, EventChannels};
+    /// use xenpv_mock::{DomainConfig, Xen};
+    ///
+    /// let xen = Xen::new();
+    /// let dom = xen.create_domain(DomainConfig::default());
+    /// let first: EventChannels<_> = EventChannels::new(&dom, Config::DEFAULT)?;
+    /// let second = EventChannels::<_>::new(&dom, Config::DEFAULT);
+    /// assert_eq!(second.unwrap_err(), Error::VcpuInUse(0));
+    /// drop(first);
+    /// let again: EventChannels<_> = EventChannels::new(&dom, Config::DEFAULT)?; // 2-level: fine
+    /// # drop(again);
+    /// # Ok::<(), Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::WrongVcpu`] for a vCPU at or above 32,
-    /// [`Error::MisalignedSharedInfo`], or, after Xen accepted the FIFO
-    /// control block, the error of adding the first event-array page (the
-    /// domain then has no usable event channels).
-    pub fn new(platform: &'p P, config: Config) -> Result<Self, Error> {
+    /// [`Error::MisalignedSharedInfo`], [`Error::VcpuInUse`],
+    /// [`Error::TooManyInstances`], Xen's refusal of the FIFO control block
+    /// for any reason but "FIFO not supported" (`ENOSYS`/`EOPNOTSUPP`, which
+    /// falls back to 2-level), or, after Xen accepted the control block, the
+    /// error of adding the first event-array page.
+    pub fn new(platform: P, config: Config) -> Result<Self, Error> {
         if config.vcpu as usize >= XEN_LEGACY_MAX_VCPUS {
             return Err(Error::WrongVcpu(config.vcpu));
         }
@@ -467,35 +167,32 @@ impl<'p, P: Platform + ?Sized, const N: usize> EventChannels<'p, P, N> {
         if si.as_ptr() as usize % 8 != 0 {
             return Err(Error::MisalignedSharedInfo);
         }
+        let claim = VcpuClaim::take(si.as_ptr() as usize, config.vcpu)?;
         // SAFETY: `Platform::shared_info` promises the page Xen updates for
-        // this domain, mapped for the platform's lifetime (which `'p`
-        // outlives us within), and written by Xen concurrently; we access it
+        // this domain, mapped for the platform's lifetime (we hold the
+        // platform handle), and written by Xen concurrently; we access it
         // only atomically. It is 8-aligned (checked) and `vcpu < 32`.
         let words = unsafe { TwoLevelWords::new(si, config.vcpu as usize) };
         let mut this = Self {
             platform,
+            _claim: claim,
             words,
             abi: AbiState::TwoLevel(TwoLevelScan::new()),
             vcpu: config.vcpu,
             budget: config.budget,
-            book: Book {
-                slots: [Slot::EMPTY; N],
-                policy: config.storm,
-                throttled: 0,
-                stats: Stats::default(),
-                reports: [None; REPORTS],
-                next_report: 0,
-            },
+            book: Book::new(config.storm),
             fifo_fallback: None,
         };
         match config.abi {
             Abi::TwoLevel => this.mask_all_2l(),
-            Abi::Fifo => {
-                if let Err(e) = this.init_fifo()? {
+            Abi::Fifo => match this.init_fifo()? {
+                Ok(()) => {}
+                Err(e) if fifo_unsupported(e) => {
                     this.fifo_fallback = Some(e);
                     this.mask_all_2l();
                 }
-            }
+                Err(e) => return Err(e),
+            },
         }
         Ok(this)
     }
@@ -534,7 +231,9 @@ impl<'p, P: Platform + ?Sized, const N: usize> EventChannels<'p, P, N> {
                 return Ok(Err(e));
             }
         };
-        if let Err(e) = ops::init_control(self.platform, cb_frame, 0, self.vcpu) {
+        // SAFETY: `cb_frame` is a zeroed page just allocated for this; if
+        // Xen accepts it, it is never freed or reused (see below).
+        if let Err(e) = unsafe { ops::init_control(&self.platform, cb_frame, 0, self.vcpu) } {
             // SAFETY: both from `alloc_pages(1)`; Xen refused the control
             // block, so neither page is shared.
             unsafe { self.platform.free_pages(cb_page, 1) };
@@ -555,7 +254,9 @@ impl<'p, P: Platform + ?Sized, const N: usize> EventChannels<'p, P, N> {
         // SAFETY: `arr_page` is a fresh page from `alloc_pages(1)`, not yet
         // known to Xen.
         unsafe { EventArray::init_page(arr_page, Fw::MASKED.bits()) };
-        if let Err(e) = ops::expand_array(self.platform, arr_frame) {
+        // SAFETY: a fresh page initialised as masked event words; if Xen
+        // accepts it, it is never freed.
+        if let Err(e) = unsafe { ops::expand_array(&self.platform, arr_frame) } {
             // SAFETY: Xen refused the page, so it is not shared.
             unsafe { self.platform.free_pages(arr_page, 1) };
             return Err(e);
@@ -583,7 +284,8 @@ impl<'p, P: Platform + ?Sized, const N: usize> EventChannels<'p, P, N> {
             let (page, frame) = self.page_with_frame()?;
             // SAFETY: a fresh page from `alloc_pages(1)`, not yet known to Xen.
             unsafe { EventArray::init_page(page, Fw::MASKED.bits()) };
-            if let Err(e) = ops::expand_array(self.platform, frame) {
+            // SAFETY: as in `init_fifo`.
+            if let Err(e) = unsafe { ops::expand_array(&self.platform, frame) } {
                 // SAFETY: Xen refused it, so it is not shared.
                 unsafe { self.platform.free_pages(page, 1) };
                 return Err(e);
@@ -629,8 +331,8 @@ impl<'p, P: Platform + ?Sized, const N: usize> EventChannels<'p, P, N> {
 
     /// The platform.
     #[must_use]
-    pub fn platform(&self) -> &'p P {
-        self.platform
+    pub fn platform(&self) -> &P {
+        &self.platform
     }
 
     /// Number of FIFO event-array pages registered (0 under 2-level).
@@ -678,7 +380,7 @@ impl<'p, P: Platform + ?Sized, const N: usize> EventChannels<'p, P, N> {
         let result = self.try_register(port);
         if let Err(e) = result {
             if owned {
-                let _ = ops::close(self.platform, port);
+                let _ = ops::close(&self.platform, port);
             }
             return Err(e);
         }
@@ -705,7 +407,7 @@ impl<'p, P: Platform + ?Sized, const N: usize> EventChannels<'p, P, N> {
     /// [`connected`](Self::connected) once the peer has bound it.
     pub fn alloc_unbound(&mut self, remote_dom: DomId) -> Result<UnboundPort, Error> {
         self.check_room()?;
-        let port = ops::alloc_unbound(self.platform, remote_dom)?;
+        let port = ops::alloc_unbound(&self.platform, remote_dom)?;
         self.register(port, Unbound { remote_dom }, true)
     }
 
@@ -718,7 +420,7 @@ impl<'p, P: Platform + ?Sized, const N: usize> EventChannels<'p, P, N> {
         remote_port: Port,
     ) -> Result<InterdomainPort, Error> {
         self.check_room()?;
-        let port = ops::bind_interdomain(self.platform, remote_dom, remote_port)?;
+        let port = ops::bind_interdomain(&self.platform, remote_dom, remote_port)?;
         self.register(
             port,
             Interdomain {
@@ -734,7 +436,7 @@ impl<'p, P: Platform + ?Sized, const N: usize> EventChannels<'p, P, N> {
     pub fn bind_virq(&mut self, virq: Virq, vcpu: u32) -> Result<VirqPort, Error> {
         self.check_vcpu(vcpu)?;
         self.check_room()?;
-        let port = ops::bind_virq(self.platform, virq, vcpu)?;
+        let port = ops::bind_virq(&self.platform, virq, vcpu)?;
         self.register(port, VirqBinding { virq, vcpu }, true)
     }
 
@@ -743,7 +445,7 @@ impl<'p, P: Platform + ?Sized, const N: usize> EventChannels<'p, P, N> {
     pub fn bind_ipi(&mut self, vcpu: u32) -> Result<IpiPort, Error> {
         self.check_vcpu(vcpu)?;
         self.check_room()?;
-        let port = ops::bind_ipi(self.platform, vcpu)?;
+        let port = ops::bind_ipi(&self.platform, vcpu)?;
         self.register(port, Ipi { vcpu }, true)
     }
 
@@ -757,7 +459,7 @@ impl<'p, P: Platform + ?Sized, const N: usize> EventChannels<'p, P, N> {
             return Err(Error::AlreadyRegistered(port));
         }
         self.check_room()?;
-        let status = ops::status(self.platform, port)?;
+        let status = ops::status(&self.platform, port)?;
         let PortBinding::Interdomain {
             remote_dom,
             remote_port,
@@ -781,7 +483,7 @@ impl<'p, P: Platform + ?Sized, const N: usize> EventChannels<'p, P, N> {
     /// it as an interdomain channel; otherwise hands it back with the error
     /// ([`Error::UnexpectedStatus`] while still unbound).
     pub fn connected(&self, port: UnboundPort) -> Result<InterdomainPort, (UnboundPort, Error)> {
-        let status = match ops::status(self.platform, port.port) {
+        let status = match ops::status(&self.platform, port.port) {
             Ok(s) => s,
             Err(e) => return Err((port, e)),
         };
@@ -813,13 +515,13 @@ impl<'p, P: Platform + ?Sized, const N: usize> EventChannels<'p, P, N> {
         if let Some(idx) = self.book.find(p) {
             self.book.remove(idx);
         }
-        ops::close(self.platform, p)
+        ops::close(&self.platform, p)
     }
 
     /// Notifies the other end (`EVTCHNOP_send`); same as
     /// [`BoundPort::notify`].
     pub fn send<B: crate::Notify>(&self, port: &BoundPort<B>) -> Result<(), Error> {
-        ops::send(self.platform, port.port)
+        ops::send(&self.platform, port.port)
     }
 
     /// Masks the port until [`unmask`](Self::unmask). Events raised
@@ -859,7 +561,7 @@ impl<'p, P: Platform + ?Sized, const N: usize> EventChannels<'p, P, N> {
         if slot.blocked() {
             return Ok(());
         }
-        let r = self.ctl().unmask(self.platform, port);
+        let r = self.ctl().unmask(&self.platform, port);
         if r.is_err() {
             self.book.stats.unmask_errors += 1;
         }
@@ -881,7 +583,7 @@ impl<'p, P: Platform + ?Sized, const N: usize> EventChannels<'p, P, N> {
 
     /// `EVTCHNOP_status` of one of this domain's ports.
     pub fn status(&self, port: Port) -> Result<PortStatus, Error> {
-        ops::status(self.platform, port)
+        ops::status(&self.platform, port)
     }
 
     /// Sets the port's FIFO priority, 0 (highest) to 15
@@ -891,7 +593,7 @@ impl<'p, P: Platform + ?Sized, const N: usize> EventChannels<'p, P, N> {
         port: &BoundPort<B>,
         priority: u32,
     ) -> Result<(), Error> {
-        ops::set_priority(self.platform, port.port, priority)
+        ops::set_priority(&self.platform, port.port, priority)
     }
 
     /// Whether events may be waiting: Xen flagged an upcall, or a previous
@@ -904,288 +606,12 @@ impl<'p, P: Platform + ?Sized, const N: usize> EventChannels<'p, P, N> {
         };
         carry || self.words.upcall_pending().load(SeqCst) != 0
     }
+}
 
-    /// Dispatches pending events to `handler`, at most the configured budget.
-    ///
-    /// For each event: its pending bit is claimed (atomically cleared), then
-    /// `handler` runs with the port, and its [`Outcome`] is accounted:
-    /// `Work` and `Spurious` finish the event (too many `Spurious` throttle
-    /// the port, see [`StormPolicy`]); `Deferred` keeps the port masked until
-    /// [`eoi`](Self::eoi). An event raised while the handler runs is
-    /// dispatched by a later poll.
-    ///
-    /// Scanning is fair: under 2-level each port is dispatched at most once
-    /// per poll and the next poll resumes after the last port dispatched;
-    /// under FIFO, queues are served highest priority first, each in arrival
-    /// order. Throttled ports whose back-off has ended are unmasked first.
-    pub fn poll(&mut self, handler: impl FnMut(Port) -> Outcome) -> PollReport {
-        let budget = self.budget;
-        self.poll_with_budget(budget, handler)
-    }
-
-    /// [`poll`](Self::poll) with an explicit budget.
-    pub fn poll_with_budget(
-        &mut self,
-        budget: u32,
-        mut handler: impl FnMut(Port) -> Outcome,
-    ) -> PollReport {
-        self.poll_inner(budget, &mut |p| Action::Outcome(handler(p)))
-    }
-
-    fn poll_inner(&mut self, budget: u32, f: &mut impl FnMut(Port) -> Action) -> PollReport {
-        self.book.stats.polls += 1;
-        let now = self.book.stats.polls;
-        let mut report = PollReport::default();
-        self.release_expired(now, &mut report);
-
-        // Both ABIs: clear the upcall flag before looking, so that anything
-        // raised after this point sets it again.
-        self.words.upcall_pending().store(0, SeqCst);
-        let words = &self.words;
-        let book = &mut self.book;
-        let outcome = match &mut self.abi {
-            AbiState::TwoLevel(scan) => {
-                let ctl = Ctl::TwoLevel(words);
-                scan.scan(words, budget, |raw| {
-                    book.dispatch(raw, ctl, now, &mut report, f);
-                })
-            }
-            AbiState::Fifo(FifoState {
-                cb,
-                array,
-                scan,
-                anomalies,
-            }) => {
-                let ctl = Ctl::Fifo(array);
-                let before = anomalies.bad_links;
-                let o = scan.scan(cb, array, budget, anomalies, |raw| {
-                    book.dispatch(raw, ctl, now, &mut report, f);
-                });
-                book.stats.bad_links += anomalies.bad_links - before;
-                o
-            }
-        };
-        report.more_pending =
-            outcome.stopped_early || self.words.upcall_pending().load(SeqCst) != 0;
-        report
-    }
-
-    fn release_expired(&mut self, now: u64, report: &mut PollReport) {
-        if self.book.throttled == 0 {
-            return;
-        }
-        for idx in 0..N {
-            let Some(slot) = self.book.slots.get_mut(idx) else {
-                break;
-            };
-            if slot.acct.throttled_until.is_some_and(|t| t <= now) {
-                slot.acct.throttled_until = None;
-                self.book.throttled -= 1;
-                report.released += 1;
-                // A failure is counted in `unmask_errors`; the port stays
-                // masked and the next EOI or unmask retries.
-                let _ = self.try_release(idx);
-            }
-        }
-    }
-
-    /// Finishes a [`Outcome::Deferred`] event (late EOI): accounts `outcome`
-    /// and unmasks the port, delivering events that arrived meanwhile, or
-    /// throttles it if it is storming. `Outcome::Deferred` keeps it in
-    /// flight.
-    ///
-    /// ```
-    /// use xenpv_evtchn::{Config, EventChannels, Outcome};
-    /// use xenpv_mock::{DomainConfig, Xen};
-    ///
-    /// let xen = Xen::new();
-    /// let dom = xen.create_domain(DomainConfig::default());
-    /// let mut ev: EventChannels<'_, _> = EventChannels::new(&dom, Config::DEFAULT)?;
-    /// let ipi = ev.bind_ipi(0)?;
-    /// ipi.notify(&dom)?;
-    /// ev.poll(|_| Outcome::Deferred); // hand the work to a worker
-    /// for _ in 0..10 {
-    ///     ipi.notify(&dom)?; // the peer keeps going: kept pending, no dispatch
-    /// }
-    /// assert_eq!(ev.poll(|_| Outcome::Work).dispatched, 0);
-    /// ev.eoi(ipi.port(), Outcome::Work)?; // the worker is done: unmask
-    /// assert_eq!(ev.poll(|_| Outcome::Work).dispatched, 1);
-    /// # Ok::<(), xenpv_evtchn::Error>(())
-    /// ```
-    pub fn eoi(&mut self, port: Port, outcome: Outcome) -> Result<(), Error> {
-        let idx = self.book.find(port).ok_or(Error::NotRegistered(port))?;
-        let now = self.book.stats.polls;
-        let Some(slot) = self.book.slots.get_mut(idx) else {
-            return Err(Error::NotRegistered(port));
-        };
-        if !slot.in_flight {
-            return Err(Error::NotInFlight(port));
-        }
-        if outcome == Outcome::Deferred {
-            return Ok(());
-        }
-        slot.in_flight = false;
-        slot.parked = false;
-        let spurious = outcome == Outcome::Spurious;
-        if let Some(r) = slot.acct.record(&self.book.policy, now, port, spurious) {
-            self.book.throttled += 1;
-            self.book.stats.storms += 1;
-            self.book.push_report(r);
-            return Ok(());
-        }
-        self.try_release(idx)
-    }
-
-    /// Ends an in-flight event without accounting (its consumer went away).
-    fn finish_silently(&mut self, port: Port) {
-        if let Some(idx) = self.book.find(port) {
-            if let Some(s) = self.book.slots.get_mut(idx) {
-                if !s.in_flight {
-                    return;
-                }
-                s.in_flight = false;
-                s.parked = false;
-            }
-            let _ = self.try_release(idx);
-        }
-    }
-
-    /// Processes what async consumers signalled: acknowledgements (late EOI),
-    /// new watchers (which get the event that arrived before they watched),
-    /// and departed watchers (whose outstanding event is finished).
-    /// [`poll_wakers`](Self::poll_wakers) does this first.
-    pub fn service_wakers<const W: usize>(&mut self, wakers: &PortWakers<W>) {
-        wakers.drain(|signal| match signal {
-            Signal::Ack(port, outcome) => {
-                let _ = self.eoi(port, outcome);
-            }
-            Signal::Watched(port) => {
-                let parked = self
-                    .book
-                    .find(port)
-                    .and_then(|i| self.book.slots.get_mut(i))
-                    .filter(|s| s.parked);
-                if let Some(s) = parked {
-                    s.parked = false;
-                    if !wakers.wake(port) {
-                        s.parked = true;
-                    }
-                }
-            }
-            Signal::Closed(port) => self.finish_silently(port),
-        });
-    }
-
-    /// Dispatches to async consumers: [`service_wakers`](Self::service_wakers),
-    /// then a [`poll`](Self::poll) that wakes each event's watcher and keeps
-    /// the port masked until the consumer acknowledges the
-    /// [`Event`](crate::Event). An event on a registered port nobody watches
-    /// yet is kept (port masked) for the first watcher.
-    ///
-    /// ```
-    /// use xenpv_evtchn::{EventChannels, Outcome, PortWakers};
-    /// use xenpv_platform::Platform;
-    ///
-    /// static WAKERS: PortWakers<8> = PortWakers::new();
-    ///
-    /// /// The dispatcher half of an executor loop; tasks await
-    /// /// `WAKERS.watch(port).unwrap().wait()`.
-    /// fn dispatch<P: Platform>(events: &mut EventChannels<'_, P>) -> bool {
-    ///     events.poll_wakers(&WAKERS).more_pending
-    /// }
-    /// ```
-    pub fn poll_wakers<const W: usize>(&mut self, wakers: &PortWakers<W>) -> PollReport {
-        self.service_wakers(wakers);
-        let budget = self.budget;
-        self.poll_inner(budget, &mut |port| {
-            if wakers.wake(port) {
-                Action::Outcome(Outcome::Deferred)
-            } else {
-                Action::Park
-            }
-        })
-    }
-
-    /// Global counters.
-    #[must_use]
-    pub fn stats(&self) -> Stats {
-        self.book.stats
-    }
-
-    /// A registered port's counters.
-    #[must_use]
-    pub fn port_stats(&self, port: Port) -> Option<PortStats> {
-        let idx = self.book.find(port)?;
-        self.book.slots.get(idx).map(|s| s.acct.stats)
-    }
-
-    /// Whether the port is throttled now.
-    #[must_use]
-    pub fn is_throttled(&self, port: Port) -> bool {
-        self.book
-            .find(port)
-            .and_then(|i| self.book.slots.get(i))
-            .is_some_and(|s| s.acct.throttled_until.is_some())
-    }
-
-    /// Number of ports throttled now. Back-off is counted in polls, so a
-    /// guest that blocks until the next upcall (`SCHEDOP_block`) while this
-    /// is non-zero should arrange to wake up anyway (a timer VIRQ, a
-    /// periodic poll): a throttled port raises no upcall until it is
-    /// released, and it is released only by a poll.
-    #[must_use]
-    pub fn throttled_ports(&self) -> usize {
-        self.book.throttled
-    }
-
-    /// Whether the port has a dispatched event awaiting [`eoi`](Self::eoi).
-    #[must_use]
-    pub fn is_in_flight(&self, port: Port) -> bool {
-        self.book
-            .find(port)
-            .and_then(|i| self.book.slots.get(i))
-            .is_some_and(|s| s.in_flight)
-    }
-
-    /// The ports registered here.
-    pub fn registered(&self) -> impl Iterator<Item = Port> + '_ {
-        self.book.slots.iter().filter_map(|s| s.port)
-    }
-
-    /// The most recent storm reports (up to 16), oldest first.
-    ///
-    /// ```
-    /// use xenpv_evtchn::{Config, EventChannels, Outcome, StormPolicy};
-    /// use xenpv_mock::{DomainConfig, Xen};
-    ///
-    /// let xen = Xen::new();
-    /// let dom = xen.create_domain(DomainConfig::default());
-    /// let storm = StormPolicy { max_spurious: 2, ..StormPolicy::DEFAULT };
-    /// let mut ev: EventChannels<'_, _> =
-    ///     EventChannels::new(&dom, Config { storm, ..Config::DEFAULT })?;
-    /// let ipi = ev.bind_ipi(0)?;
-    /// for _ in 0..3 {
-    ///     ipi.notify(&dom)?;
-    ///     ev.poll(|_| Outcome::Spurious); // nothing to do, again and again
-    /// }
-    /// let report = ev.storm_reports().next().unwrap();
-    /// assert_eq!((report.port, report.spurious, report.backoff), (ipi.port(), 3, 8));
-    /// assert!(ev.is_throttled(ipi.port()) && ev.is_masked(ipi.port()));
-    /// # Ok::<(), xenpv_evtchn::Error>(())
-    /// ```
-    pub fn storm_reports(&self) -> impl Iterator<Item = StormReport> + '_ {
-        let n = self.book.next_report;
-        (0..REPORTS).filter_map(move |i| {
-            self.book
-                .reports
-                .get(n.wrapping_add(i) % REPORTS)
-                .copied()
-                .flatten()
-        })
-    }
-
-    /// Forgets the storm reports.
-    pub fn clear_storm_reports(&mut self) {
-        self.book.reports = [None; REPORTS];
-    }
+/// Whether Xen's refusal of the FIFO control block means "no FIFO here"
+/// (then the 2-level ABI is right) rather than a failure to report.
+fn fifo_unsupported(e: Error) -> bool {
+    use xenpv_sys::errno::XenErrno;
+    matches!(e, Error::OutOfPages)
+        || matches!(e.errno(), Some(XenErrno::Enosys | XenErrno::Eopnotsupp))
 }
