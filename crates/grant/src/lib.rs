@@ -50,6 +50,101 @@
 //! mapped.unmap().unwrap();
 //! let _page = granted.try_revoke().unwrap();
 //! ```
+//!
+//! # A driver owns its parts
+//! Grants hold a [`TableHandle`] rather than borrowing the table, rings own
+//! the grants they run on, and `EventChannels` owns its platform handle. So
+//! a netfront-shaped queue is one plain value: table handle, ring pages,
+//! event channel and rings, no lifetimes tying them together. With
+//! `&'static GrantTable` (a table in a `static` cell, or leaked as here) it
+//! needs no heap; `Arc<GrantTable>` works the same with the `alloc` feature.
+//!
+//! ```
+//! use xenpv_evtchn::{Config as EvConfig, EventChannels, InterdomainPort, Outcome};
+//! use xenpv_grant::{Access, Config, Granted, GrantTable, Page, TableHandle};
+//! use xenpv_ring::{FrontRing, protocols::{NetifRx, NetifTx}};
+//! use xenpv_sys::io::netif::NetifTxRequest;
+//! use xenpv_sys::xen::DomId;
+//!
+//! /// One netfront queue: everything it needs, owned.
+//! struct NetQueue<T: TableHandle> {
+//!     events: EventChannels<T::Platform>,
+//!     channel: InterdomainPort,
+//!     tx: FrontRing<NetifTx, Granted<T>>,
+//!     rx: FrontRing<NetifRx, Granted<T>>,
+//! }
+//!
+//! type Error = Box<dyn std::error::Error>;
+//!
+//! impl<T: TableHandle> NetQueue<T> {
+//!     /// Grants the two ring pages and offers a channel; `bind` stands in
+//!     /// for the xenstore handshake (it gets tx-ring-ref, rx-ring-ref,
+//!     /// event-channel and lets the back end bind).
+//!     fn connect(
+//!         table: T,
+//!         backend: DomId,
+//!         bind: impl FnOnce(u32, u32, u32),
+//!     ) -> Result<Self, Error> {
+//!         let platform = table.table().platform().clone();
+//!         let page = |p: &T::Platform| Page::new(p.clone()).ok_or("out of pages");
+//!         let tx = table.clone().grant_access(page(&platform)?, backend, Access::ReadWrite).map_err(|(e, _)| e)?;
+//!         let rx = table.grant_access(page(&platform)?, backend, Access::ReadWrite).map_err(|(e, _)| e)?;
+//!         let mut events = EventChannels::new(platform, EvConfig::DEFAULT)?;
+//!         let offer = events.alloc_unbound(backend)?;
+//!         bind(tx.gref(), rx.gref(), offer.port().raw());
+//!         let channel = events.connected(offer).map_err(|(_, e)| e)?;
+//!         let tx = FrontRing::init(tx).map_err(|(e, _)| e)?;
+//!         let rx = FrontRing::init(rx).map_err(|(e, _)| e)?;
+//!         Ok(Self { events, channel, tx, rx })
+//!     }
+//!
+//!     fn send(&mut self, req: NetifTxRequest) -> Result<(), Error> {
+//!         self.tx.put_request(req)?;
+//!         if self.tx.push_requests() {
+//!             self.events.send(&self.channel)?;
+//!         }
+//!         Ok(())
+//!     }
+//!
+//!     /// Takes the queue apart: rings first, then the grants can go.
+//!     fn disconnect(mut self) -> Result<(), Error> {
+//!         self.events.close(self.channel)?;
+//!         for g in [self.tx.into_inner(), self.rx.into_inner()] {
+//!             g.try_revoke().map_err(|e| e.to_string())?;
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! // On the simulated Xen: a front and a back domain.
+//! use xenpv_grant::{ForeignGrants, MapRequest};
+//! use xenpv_mock::{DomainConfig, Xen};
+//! use xenpv_ring::BackRing;
+//!
+//! let xen = Xen::new();
+//! let front = xen.create_domain(DomainConfig::default());
+//! let back = xen.create_domain(DomainConfig::default());
+//! let table: &'static GrantTable<_> = Box::leak(Box::new(GrantTable::new(front.clone(), Config::default())?));
+//!
+//! let mut back_events: EventChannels<_> = EventChannels::new(&back, EvConfig::DEFAULT)?;
+//! let mut backend = None;
+//! let mut queue = NetQueue::connect(table, back.domid(), |tx_ref, _rx_ref, port| {
+//!     let [m] = ForeignGrants::new(&back).map(&[MapRequest { domid: front.domid(), gref: tx_ref, readonly: false }]);
+//!     let port = xenpv_evtchn::Port::new(port).unwrap();
+//!     let bound = back_events.bind_interdomain(front.domid(), port).unwrap();
+//!     backend = Some((BackRing::<NetifTx, _>::init(m.unwrap()).map_err(|(e, _)| e).unwrap(), bound));
+//! })?;
+//!
+//! queue.send(NetifTxRequest { id: 7, size: 60, ..Default::default() })?;
+//! let (mut back_ring, bound) = backend.unwrap();
+//! assert!(back_events.poll(|_| Outcome::Work).dispatched >= 1);
+//! assert_eq!(back_ring.get_request()?.unwrap().id, 7);
+//!
+//! back_events.close(bound)?;
+//! back_ring.into_inner().unmap().map_err(|e| e.to_string())?;
+//! queue.disconnect()?;
+//! # Ok::<(), Error>(())
+//! ```
 #![no_std]
 #![warn(missing_debug_implementations)]
 
