@@ -55,9 +55,9 @@ declare -A what=(
   [entry]="guest entered Rust in long mode, hypercall page via CPUID/MSR, X86Platform::hvm + shared_info"
   [a]="guest console via PV console ring"
   [b]="guest read its domid/name and wrote data/xenpv-test via xenpv-xenstore's Client on the store ring; dom0 read it"
-  [c]="grant + event channel with a Linux peer (gntdev/evtchn devices in dom0), both directions"
+  [c]="grant + event channel with a Linux peer (gntdev/evtchn devices in dom0), both directions (2-level events, polled)"
   [d]="revocation refused while dom0 maps the page, page kept, revoked after dom0 unmapped"
-  [c2]="step c again with a v2 grant table (status frames mapped with XENMAPIDX_grant_table_status)"
+  [c2]="step c again with a v2 grant table (status frames mapped with XENMAPIDX_grant_table_status) and FIFO events delivered by upcall (HVMOP_set_evtchn_upcall_vector)"
   [d2]="step d again with v2 (two-stage revocation: flags cleared, then the status frame read)"
   [shutdown]="guest powered itself off (SCHEDOP_shutdown poweroff) and its domain is gone"
 )

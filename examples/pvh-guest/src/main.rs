@@ -33,7 +33,8 @@ mod store;
 use core::ptr::NonNull;
 
 use xenpv_console::{Console, Wait};
-use xenpv_freestanding::BumpAllocator;
+use xenpv_evtchn::Upcall;
+use xenpv_freestanding::{BumpAllocator, interrupts};
 use xenpv_platform::pool::PagePool;
 use xenpv_platform::x86_64::{HypercallPage, PhysMap, PvhStartInfo, Tsc, X86Platform, XenCpuid};
 use xenpv_platform::{BootRing, BootRingPage, PAGE_SIZE};
@@ -62,6 +63,15 @@ const IDENTITY_MAPPED: u64 = 4 << 30;
 /// The window stays below where HVM guests find MMIO and special pages.
 const WINDOW_LIMIT: u64 = 0xF000_0000;
 
+/// The vector Xen injects for event-channel upcalls (Linux's too).
+const UPCALL_VECTOR: u8 = 0xf3;
+/// Upcalls taken: all the interrupt handler does is count them here.
+static UPCALL: Upcall = Upcall::new();
+
+fn on_upcall() {
+    UPCALL.raise();
+}
+
 type Guest = X86Platform<1>;
 /// The console of steps a, c and d.
 type GuestConsole<'p, W> = Console<&'p Guest, BootRingPage<'p>, W>;
@@ -75,63 +85,73 @@ impl<E: core::fmt::Display> From<E> for Fail {
     }
 }
 
+impl Env<'_> {
+    /// Yields to dom0 with interrupts on: upcalls are taken meanwhile.
+    fn yield_now(&self) {
+        // SAFETY: interrupts are off outside this call; the IDT has gates for
+        // the upcall and spurious vectors (`interrupts::install` in `run`),
+        // and nothing else can interrupt a PVH vCPU here (no PIC or PIT;
+        // the local APIC timer is never armed).
+        let _ = unsafe { self.hypercalls.yield_interruptible() };
+    }
+}
+
 /// A failed check of step `step`.
 fn fail(step: &str, what: &str) -> Fail {
     Fail(format!("step {step}: {what}"))
 }
 
-/// The option `xtb.break=<what>` on the command line makes one step fail on
-/// purpose: `console` corrupts a console line (step a), `xenstore` writes
-/// another value than the one reported (b), `grant` corrupts a byte of the
-/// granted page (c), `revoke` announces a revocation it did not do (d), and
-/// `shutdown` halts with interrupts off instead of asking Xen to power off
-/// (Xen then powers the domain off by itself, reason 0, like a real
-/// poweroff: the testbed must still fail the step).
+/// `xtb.break=<step>` on the command line fails one step on purpose: a
+/// corrupt console line (a), a wrong xenstore value (b), a corrupt granted
+/// byte (c), an announced revocation not done (d), or a halt with interrupts
+/// off instead of a poweroff (Xen then powers the domain off itself).
 #[derive(Clone, Copy)]
 struct Options {
-    brk: &'static str,
+    brk: Option<&'static str>,
 }
 
 impl Options {
     fn parse(cmdline: &[u8]) -> Self {
         let modes = ["console", "xenstore", "grant", "revoke", "shutdown"];
-        let brk = cmdline
+        let word = cmdline
             .split(|&b| b == b' ')
-            .filter_map(|w| w.strip_prefix(b"xtb.break="))
-            .find_map(|m| modes.into_iter().find(|x| x.as_bytes() == m));
-        Self {
-            brk: brk.unwrap_or(""),
-        }
+            .find_map(|w| w.strip_prefix(b"xtb.break="));
+        let brk = modes.into_iter().find(|m| word == Some(m.as_bytes()));
+        Self { brk }
     }
 
     fn breaks(&self, step: &str) -> bool {
-        self.brk == step
+        self.brk == Some(step)
+    }
+
+    /// " (xtb.break=<step>: <what>)" when breaking `step` on purpose.
+    fn note(&self, step: &str, what: &str) -> String {
+        match self.breaks(step) {
+            true => format!(" (xtb.break={step}: {what})"),
+            false => String::new(),
+        }
     }
 }
 
 /// What every step needs.
 struct Env<'p> {
     platform: &'p Guest,
+    hypercalls: HypercallPage,
     tsc: Tsc,
     domid: Option<u16>,
     options: Options,
 }
 
-/// Spins forever. Not `hlt`: Xen treats an HVM vCPU halting with interrupts
-/// off as "all vCPUs down" and powers the domain off, which would look like a
-/// clean shutdown.
-fn halt() -> ! {
-    loop {
-        core::hint::spin_loop();
-    }
-}
-
-/// Stops the domain through the installed hypercall page, if any.
+/// Stops the domain through the installed hypercall page, if any, then
+/// spins. Never `hlt` with interrupts off: Xen takes that for "all vCPUs
+/// down" and powers the domain off, which would pass for a clean shutdown.
 fn shutdown(reason: ShutdownReason) -> ! {
     if let Some(Err(e)) = HypercallPage::installed().map(|hc| hc.shutdown(reason)) {
         dprintln!("FAIL SCHEDOP_shutdown: {e}");
     }
-    halt()
+    loop {
+        core::hint::spin_loop();
+    }
 }
 
 #[panic_handler]
@@ -167,11 +187,9 @@ extern "C" fn pvh_main(start_info_pa: u64) -> ! {
 fn run(start_info_pa: u64) -> Result<Options, Fail> {
     let xen = XenCpuid::detect().ok_or("no Xen signature in CPUID 0x40000000-0x4000ff00")?;
     let tsc = Tsc::new(xen.tsc_khz().unwrap_or(1_000_000));
-    let (major, minor) = xen.version();
+    let ((major, minor), base, domid) = (xen.version(), xen.base(), xen.domid());
     dprintln!(
-        "Xen {major}.{minor} at CPUID {:#x}, domid {:?}, TSC {} kHz",
-        xen.base(),
-        xen.domid(),
+        "Xen {major}.{minor} at CPUID {base:#x}, domid {domid:?}, TSC {} kHz",
         tsc.khz()
     );
     // SAFETY: `pvh_entry!`'s page tables map 0..4 GiB 1:1 and never change.
@@ -180,10 +198,8 @@ fn run(start_info_pa: u64) -> Result<Options, Fail> {
     let mut buf = [0u8; 256];
     let cmdline = info.cmdline(&phys, &mut buf);
     let options = Options::parse(cmdline);
-    dprintln!(
-        "command line: '{}'",
-        core::str::from_utf8(cmdline).unwrap_or("<not UTF-8>")
-    );
+    let text = core::str::from_utf8(cmdline).unwrap_or("<not UTF-8>");
+    dprintln!("command line: '{text}'");
 
     let page = NonNull::new((&raw mut HYPERCALL_PAGE).cast::<u8>()).ok_or("null page")?;
     // SAFETY: a page-aligned static of this image, identity-mapped (va ==
@@ -212,10 +228,14 @@ fn run(start_info_pa: u64) -> Result<Options, Fail> {
          window of {WINDOW_PAGES} frames"
     );
 
+    // SAFETY: ring 0 on the only vCPU with interrupts off, `pvh_entry!`'s
+    // GDT and identity map (which covers the local APIC's page).
+    unsafe { interrupts::install(UPCALL_VECTOR, on_upcall) }.map_err(|e| format!("{e:?}"))?;
     let env = Env {
         platform: &platform,
+        hypercalls,
         tsc,
-        domid: xen.domid(),
+        domid,
         options,
     };
     let mut console = step_a(&env)?;
@@ -226,6 +246,8 @@ fn run(start_info_pa: u64) -> Result<Options, Fail> {
     Ok(options)
 }
 
+/// Every console line of step (a) starts with the guest's name.
+const ME: &str = "xenpv-pvh-guest";
 /// Numbered lines of step (a), enough to wrap the 2 KiB ring.
 const RING_LINES: usize = 40;
 /// Pattern characters per numbered line.
@@ -235,15 +257,12 @@ const PATTERN_LEN: usize = 48;
 /// Returns the console, for the later steps' announcements to dom0.
 fn step_a<'p>(env: &Env<'p>) -> Result<GuestConsole<'p, impl Wait<&'p Guest>>, Fail> {
     let page = BootRingPage::open(env.platform, BootRing::Console)?;
-    let port = page.port();
-    dprintln!(
-        "step a: console ring at pfn {:#x}, event channel {port}",
-        page.frame()
-    );
+    let (port, frame) = (page.port(), page.frame());
+    dprintln!("step a: console ring at pfn {frame:#x}, event channel {port}");
     let mut console = Console::new(env.platform, page, port)?.with_wait(env.tsc.yield_for(20_000));
     let domid = env.domid.map_or(-1, i32::from);
     console.print(format_args!(
-        "xenpv-pvh-guest: console ring OK domid={domid} port={port}\n"
+        "{ME}: console ring OK domid={domid} port={port}\n"
     ))?;
     for k in 1..=RING_LINES {
         let mut pattern: String = (0..PATTERN_LEN)
@@ -253,22 +272,16 @@ fn step_a<'p>(env: &Env<'p>) -> Result<GuestConsole<'p, impl Wait<&'p Guest>>, F
             pattern.replace_range(..1, "#");
         }
         console.print(format_args!(
-            "xenpv-pvh-guest: ring line {k:02}/{RING_LINES} {pattern}\n"
+            "{ME}: ring line {k:02}/{RING_LINES} {pattern}\n"
         ))?;
     }
     let done = console.written();
-    console.print(format_args!(
-        "xenpv-pvh-guest: console ring done after {done} bytes\n"
-    ))?;
+    console.print(format_args!("{ME}: console ring done after {done} bytes\n"))?;
     console.flush()?;
-    let broken = if env.options.breaks("console") {
-        " (xtb.break=console: line 17 corrupted)"
-    } else {
-        ""
-    };
-    let n = console.written();
-    dprintln!(
-        "RESULT a PASS: {n} bytes through the console ring, all consumed by the backend{broken}"
+    let (n, broken) = (
+        console.written(),
+        env.options.note("console", "line 17 corrupted"),
     );
+    dprintln!("RESULT a PASS: {n} bytes through the console ring, all consumed{broken}");
     Ok(console)
 }

@@ -16,14 +16,14 @@
 use alloc::format;
 
 use xenpv_console::Wait;
-use xenpv_evtchn::{Config as EvConfig, EventChannels, Outcome, Port};
+use xenpv_evtchn::{Abi, Config as EvConfig, EventChannels, Outcome, Port};
 use xenpv_grant::{Access, Config, GrantTable, Page, Version};
-use xenpv_platform::{PAGE_SIZE, domain};
+use xenpv_platform::PAGE_SIZE;
 
-use crate::{Env, Fail, Guest, GuestConsole, POOL_PAGES, fail};
+use crate::{Env, Fail, Guest, GuestConsole, POOL_PAGES, UPCALL, UPCALL_VECTOR, fail};
 
-/// The event channels of one round (a handful of ports).
-type Events<'p> = EventChannels<'p, Guest, 8>;
+/// The event channels of one step (a handful of ports).
+pub type Events<'p> = EventChannels<&'p Guest, 8>;
 
 /// The guest's greeting at offset 0.
 const GUEST_MSG: &[u8] = b"hello dom0 from xenpv-pvh-guest";
@@ -47,10 +47,10 @@ fn text(f: &[u8]) -> &str {
     core::str::from_utf8(f.get(..end).unwrap_or_default()).unwrap_or("<not UTF-8>")
 }
 
-/// Events seen on `port` by one poll.
+/// Events seen on `port` by one poll (after an upcall, or of what is pending).
 fn poll_port(events: &mut Events<'_>, port: Port) -> u32 {
     let mut hits = 0;
-    events.poll(|p| {
+    events.poll_upcall(&UPCALL, |p| {
         if p == port {
             hits += 1;
             Outcome::Work
@@ -72,7 +72,7 @@ pub fn wait_event(env: &Env<'_>, events: &mut Events<'_>, port: Port, ms: u64) -
         if deadline.passed() {
             return None;
         }
-        let _ = domain::yield_now(env.platform);
+        env.yield_now();
     }
 }
 
@@ -80,33 +80,43 @@ pub fn wait_event(env: &Env<'_>, events: &mut Events<'_>, port: Port, ms: u64) -
 /// (allocates every free page, then gives them all back).
 fn pool_scan(platform: &Guest, frame: u64) -> (usize, bool) {
     let pages: [_; POOL_PAGES] = core::array::from_fn(|_| Page::new(platform));
-    let free = pages.iter().flatten();
-    (
-        free.clone().count(),
-        free.clone().any(|p| p.frame() == frame),
-    )
+    let mut frames = pages.iter().flatten().map(Page::frame);
+    (frames.clone().count(), frames.any(|f| f == frame))
 }
 
-/// One round of steps (c) and (d) with one grant-table version: its
-/// version, its tag on the console, its steps' names.
-pub type Round = (Version, &'static str, &'static str, &'static str);
-/// Steps c and d with a v1 grant table, then c2 and d2 with v2 (status bits
-/// in separate frames, revocation in two stages).
+/// One round of steps (c) and (d): grant-table version, event ABI, tag on
+/// the console, the steps' names.
+pub type Round = (Version, Abi, &'static str, &'static str, &'static str);
+/// Steps c and d with a v1 grant table and 2-level events found by polling,
+/// then c2 and d2 with v2 (status bits in separate frames, revocation in two
+/// stages) and FIFO events delivered by upcall.
 pub const ROUNDS: [Round; 2] = [
-    (Version::V1, "v1", "c", "d"),
-    (Version::V2, "v2", "c2", "d2"),
+    (Version::V1, Abi::TwoLevel, "v1", "c", "d"),
+    (Version::V2, Abi::Fifo, "v2", "c2", "d2"),
 ];
 
 /// Steps (c) and (d) (or (c2) and (d2)), after step (a) on the same console.
 pub fn steps_c_d<'p, W: Wait<&'p Guest>>(
     env: &Env<'p>,
     console: &mut GuestConsole<'p, W>,
-    (version, tag, c, d): Round,
+    (version, abi, tag, c, d): Round,
 ) -> Result<(), Fail> {
     let platform = env.platform;
     // --- step c: grant a page and offer an event channel to dom0
     let table = GrantTable::new(platform, Config::new(version))?;
-    let mut events: Events<'_> = EventChannels::new(platform, EvConfig::DEFAULT)?;
+    let config = EvConfig {
+        abi,
+        ..EvConfig::DEFAULT
+    };
+    let mut events: Events<'_> = EventChannels::new(platform, config)?;
+    let upcalls = UPCALL.total();
+    if abi == Abi::Fifo {
+        // The instance must really be FIFO; its upcalls come as UPCALL_VECTOR.
+        events.fifo_fallback().map_or(Ok(()), Err)?;
+        // SAFETY: `run` installed the handler for UPCALL_VECTOR, which sends
+        // the local APIC's EOI, for the guest's whole life.
+        unsafe { events.set_upcall_vector(UPCALL_VECTOR) }?;
+    }
     dprintln!(
         "step {c}: grant table {:?}, {} of at most {} frames mapped ({} free refs); \
          event channels {:?}",
@@ -138,11 +148,7 @@ pub fn steps_c_d<'p, W: Wait<&'p Guest>>(
     dprintln!(
         "step {c}: granted frame {frame:#x} to dom0 read-write as gref {gref}{}; \
          port {port} allocated unbound for dom0",
-        if env.options.breaks("grant") {
-            " (xtb.break=grant: pattern byte 1000 corrupted on purpose)"
-        } else {
-            ""
-        }
+        env.options.note("grant", "pattern byte 1000 corrupted")
     );
     console.print(format_args!("XTB-PEER {tag} gref={gref} port={port}\n"))?;
     console.flush()?;
@@ -151,9 +157,7 @@ pub fn steps_c_d<'p, W: Wait<&'p Guest>>(
         return Err(fail(c, "no event from dom0 within 90 s"));
     };
     let mut reply = [0u8; 64];
-    granted
-        .read(REPLY, &mut reply)
-        .map_err(|_| fail(c, "reply out of bounds"))?;
+    granted.read(REPLY, &mut reply)?;
     let expect = format!("XTB-DOM0 ok gref={gref} checked={CHECKED}");
     dprintln!(
         "step {c}: event on port {port} after {ms} ms; dom0 wrote '{}' into the page",
@@ -165,13 +169,15 @@ pub fn steps_c_d<'p, W: Wait<&'p Guest>>(
     }
     let chan = events.connected(offer).map_err(|(_, e)| e)?;
     let remote = chan.binding().remote_port();
-    granted
-        .write(STATE, b"c-done: reply read\0")
-        .map_err(|_| fail(c, "state out of bounds"))?;
+    granted.write(STATE, b"c-done: reply read\0")?;
     chan.notify(platform)?;
+    let upcalls = UPCALL.total() - upcalls;
+    if abi == Abi::Fifo && upcalls == 0 {
+        return Err(fail(c, "dom0's event came without an upcall"));
+    }
     dprintln!(
-        "RESULT {c} PASS: dom0 mapped gref {gref} and wrote the expected reply, its event \
-         arrived on port {port} (dom0's end: port {remote}); notified dom0 back"
+        "RESULT {c} PASS: dom0 mapped gref {gref}, wrote the expected reply, notified port {port} \
+         (its end {remote}) and was notified back; {abi:?} events, {upcalls} upcalls"
     );
 
     // The protocol is lock-step (each side notifies only after the other's
@@ -203,9 +209,7 @@ pub fn steps_c_d<'p, W: Wait<&'p Guest>>(
         return Err(fail(d, "the granted page went back to the pool"));
     }
     dprintln!("step {d}: page kept: none of the {free} free pool pages is frame {frame:#x}");
-    granted
-        .write(STATE, b"d-refused reading=1 writing=1\0")
-        .map_err(|_| fail(d, "state out of bounds"))?;
+    granted.write(STATE, b"d-refused reading=1 writing=1\0")?;
     if granted.revoke_or_defer().is_some() {
         return Err(fail(d, "revoke_or_defer succeeded while dom0 maps"));
     }
@@ -228,7 +232,7 @@ pub fn steps_c_d<'p, W: Wait<&'p Guest>>(
             if deadline.passed() {
                 return Err(fail(d, "dom0 did not let go of the page within 60 s"));
             }
-            let _ = domain::yield_now(platform);
+            env.yield_now();
         }
         let ms = env.tsc.ms_since(start);
         // dom0 notifies right after unmapping; take that event now, so that

@@ -1,13 +1,9 @@
-//! Step (b): XenStore through `xenpv_xenstore::Client` on the store ring,
-//! against the real xenstored in dom0 (oxenstored on the testbed).
-//!
-//! `StoreRing::open` finds the page and port the toolstack set up; the port
-//! is adopted into an `EventChannels` so that the client's wait can poll it.
-//! The guest reads `domid` and `name` relative to its home, asks for its
-//! home with `XS_GET_DOMAIN_PATH`, writes `data/xenpv-test` and reads it
-//! back, then waits (watch, bounded) for dom0's acknowledgement in
-//! `data/xenpv-test-ack`: dom0 reads the key while the domain still exists
-//! (libxl removes the home when it destroys the domain).
+//! Step (b): `xenpv_xenstore::Client` on the store ring (`StoreRing`; its
+//! port adopted so that the client's wait can poll it) against oxenstored:
+//! read `domid` and `name`, `XS_GET_DOMAIN_PATH`, write `data/xenpv-test`
+//! and read it back, then wait (watch, bounded) for dom0's acknowledgement
+//! in `data/xenpv-test-ack` (dom0 must read the key while the domain lives:
+//! libxl removes the home when it destroys the domain).
 
 use alloc::format;
 use alloc::string::String;
@@ -16,8 +12,8 @@ use core::cell::Cell;
 use xenpv_evtchn::{Config as EvConfig, EventChannels};
 use xenpv_xenstore::{Config, Store, StoreRing};
 
-use crate::peer::wait_event;
-use crate::{Env, Fail, Guest, fail};
+use crate::peer::{Events, wait_event};
+use crate::{Env, Fail, fail};
 
 /// The key the guest writes under its home.
 const KEY: &str = "data/xenpv-test";
@@ -44,8 +40,7 @@ pub fn step_b(env: &Env<'_>) -> Result<(), Fail> {
         "step b: xenstore ring at pfn {frame:#x}, event channel {}",
         ring.port()
     );
-    let mut events: EventChannels<'_, Guest, 8> =
-        EventChannels::new(env.platform, EvConfig::DEFAULT)?;
+    let mut events: Events<'_> = EventChannels::new(env.platform, EvConfig::DEFAULT)?;
     // libxl bound xenstored's end before the guest ran; the port stays open.
     let store = events.adopt_interdomain(ring.port())?;
     let (port, remote) = (store.port(), store.binding().remote_port());
@@ -133,11 +128,7 @@ pub fn step_b(env: &Env<'_>) -> Result<(), Fail> {
     // (Xen splits debug-port lines at about 200 characters: keep this short.)
     dprintln!(
         "RESULT b PASS: xenstore domid={domid} name={name}, wrote {KEY}='{value}'{} (port {port}, dom0's {remote})",
-        if env.options.breaks("xenstore") {
-            " (xtb.break=xenstore: a lie)"
-        } else {
-            ""
-        }
+        env.options.note("xenstore", "a lie")
     );
     Ok(())
 }
