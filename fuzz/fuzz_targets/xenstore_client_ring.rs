@@ -58,17 +58,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let pages = SharedPages::new(1);
-    let base = pages.base();
-    // SAFETY (each of the four): `pages` outlives every ring end (all are
-    // dropped at the end of this closure, before `pages`); the page is only
-    // accessed through ring ends and atomic index writes.
-    let req_p = unsafe { ByteProducer::new(base, ByteRingLayout::XENSTORE_REQ) };
-    // SAFETY: as above.
-    let rsp_c = unsafe { ByteConsumer::new(base, ByteRingLayout::XENSTORE_RSP) };
-    // SAFETY: as above.
-    let req_c = unsafe { ByteConsumer::new(base, ByteRingLayout::XENSTORE_REQ) };
-    // SAFETY: as above.
-    let rsp_p = unsafe { ByteProducer::new(base, ByteRingLayout::XENSTORE_RSP) };
+    // Four ends on one page, as the guest and xenstored see it: each borrows
+    // the page, which outlives them all.
+    let req_p = ByteProducer::new(&pages, ByteRingLayout::XENSTORE_REQ).map_err(|(e, _)| e);
+    let rsp_c = ByteConsumer::new(&pages, ByteRingLayout::XENSTORE_RSP).map_err(|(e, _)| e);
+    let req_c = ByteConsumer::new(&pages, ByteRingLayout::XENSTORE_REQ).map_err(|(e, _)| e);
+    let rsp_p = ByteProducer::new(&pages, ByteRingLayout::XENSTORE_RSP).map_err(|(e, _)| e);
     let ends = (req_p, rsp_c, req_c, rsp_p);
     let (Ok(req_p), Ok(rsp_c), Ok(req_c), Ok(rsp_p)) = ends else {
         return;

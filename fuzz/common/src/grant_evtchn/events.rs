@@ -59,13 +59,13 @@ impl<'a, 't> Harness<'a, 't> {
             return;
         }
         if !self.alive(y) {
-            assert_eq!(r.err(), Some(EvError::Xen(XenErrno::Esrch)));
+            assert_eq!(r.err(), Some(EvError::Xen(XenErrno::Esrch.into())));
             return;
         }
         if self.xports[y].get(&p) != Some(&XPort::Unbound(self.ids[x])) {
             assert_eq!(
                 r.err(),
-                Some(EvError::Xen(XenErrno::Einval)),
+                Some(EvError::Xen(XenErrno::Einval.into())),
                 "bind to port {p} of {y} in state {:?}",
                 self.xports[y].get(&p)
             );

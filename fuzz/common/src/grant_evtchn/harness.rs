@@ -116,7 +116,7 @@ pub(super) struct Harness<'a, 't> {
     pub(super) ids: [DomId; 3],
     pub(super) table: &'t GrantTable<&'a Domain>,
     pub(super) version: Version,
-    pub(super) ev: Vec<EventChannels<'a, Domain, PORTS>>,
+    pub(super) ev: Vec<EventChannels<&'a Domain, PORTS>>,
     pub(super) budget: u32,
     /// Two scratch pages per mapper (B, then C if it exists).
     pub(super) scratch: Vec<[Page<&'a Domain>; 2]>,
@@ -276,7 +276,7 @@ impl<'a, 't> Harness<'a, 't> {
         xen: &'a Xen,
         doms: Vec<&'a Domain>,
         table: &'t GrantTable<&'a Domain>,
-        ev: Vec<EventChannels<'a, Domain, PORTS>>,
+        ev: Vec<EventChannels<&'a Domain, PORTS>>,
         budget: u32,
     ) -> Self {
         let ids = [
