@@ -13,6 +13,7 @@ step "prerequisites"
 step "cargo fmt --check"
 cargo fmt --all --check
 cargo fmt --manifest-path examples/nostd-link/Cargo.toml --check
+cargo fmt --manifest-path examples/freestanding/Cargo.toml --check
 cargo fmt --manifest-path examples/pvh-guest/Cargo.toml --check
 cargo fmt --manifest-path scripts/xen-testbed/dom0-peer/Cargo.toml --check
 cargo fmt --manifest-path fuzz/Cargo.toml --all --check
@@ -20,6 +21,7 @@ cargo fmt --manifest-path fuzz/Cargo.toml --all --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --manifest-path examples/nostd-link/Cargo.toml --release -- -D warnings
+cargo clippy --manifest-path examples/freestanding/Cargo.toml --all-features -- -D warnings
 cargo clippy --manifest-path examples/pvh-guest/Cargo.toml --release -- -D warnings
 cargo clippy --manifest-path scripts/xen-testbed/dom0-peer/Cargo.toml --release --all-targets -- -D warnings
 RUSTC_BOOTSTRAP=1 cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
