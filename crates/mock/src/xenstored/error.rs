@@ -103,6 +103,17 @@ impl ConnError {
     }
 }
 
+impl std::fmt::Display for ConnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::RingIndex => "the guest published an invalid ring index",
+            Self::Protocol => "a message header exceeded XENSTORE_PAYLOAD_MAX",
+        })
+    }
+}
+
+impl std::error::Error for ConnError {}
+
 /// How the mock xenstored corrupts a reply (see
 /// [`crate::Fault::XenstoreReply`]), for hostile-xenstored tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
