@@ -177,7 +177,25 @@ enum Pending {
 }
 
 impl Xenstored {
+    /// An empty xenstored; its tree (`/`, `/tool/xenstored`, the special
+    /// `@` nodes) is created with the first change applied
+    /// ([`materialize`](Self::materialize)), like everything else nobody can
+    /// have looked at yet.
     pub(crate) fn new() -> Self {
+        Self {
+            tree: Tree::new(),
+            generation: 10,
+            conns: BTreeMap::new(),
+            watch_event_limit: DEFAULT_WATCH_EVENT_LIMIT,
+            next_remote_port: 1,
+            dirty: BTreeSet::new(),
+            pending_initial: None,
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// The nodes every xenstored starts with (owned by dom0, `n0`).
+    fn base_tree() -> Tree {
         let mut tree = Tree::new();
         let root = [Perm::none(0)];
         for (i, p) in [
@@ -199,16 +217,7 @@ impl Xenstored {
                 },
             );
         }
-        Self {
-            tree,
-            generation: 10,
-            conns: BTreeMap::new(),
-            watch_event_limit: DEFAULT_WATCH_EVENT_LIMIT,
-            next_remote_port: 1,
-            dirty: BTreeSet::new(),
-            pending_initial: None,
-            pending: VecDeque::new(),
-        }
+        tree
     }
 
     fn access(&mut self, caller: DomId) -> Access<'_> {
@@ -281,10 +290,16 @@ impl Xenstored {
         }
     }
 
-    /// Applies every deferred tree change, in order. Everything that reads or
-    /// changes the tree or registers a watch calls this first, so the tree
-    /// always looks as if every change had been applied when it was made.
+    /// Creates the initial tree if need be, then applies every deferred tree
+    /// change, in order. Everything that reads or changes the tree or
+    /// registers a watch calls this first, so the tree always looks as if it
+    /// had existed from the start and every change had been applied when it
+    /// was made.
     fn materialize(&mut self) {
+        if self.tree.is_empty() {
+            // `/` can never be removed, so this runs once.
+            self.tree = Self::base_tree();
+        }
         while let Some(p) = self.pending.pop_front() {
             match p {
                 Pending::Introduce { domid, gfn, name } => self.introduce_tree(domid, gfn, &name),
