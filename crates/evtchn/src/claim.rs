@@ -17,7 +17,9 @@ type Key = (usize, u32);
 
 struct Table {
     busy: AtomicBool,
-    keys: UnsafeCell<[Key; CAPACITY]>,
+    /// `keys[..used.1]` may hold claims; beyond it every entry is free
+    /// (so a program with a handful of instances scans a handful).
+    keys: UnsafeCell<([Key; CAPACITY], usize)>,
 }
 
 // SAFETY: `keys` is only accessed by `with`, which holds `busy` (acquired
@@ -27,11 +29,11 @@ unsafe impl Sync for Table {}
 
 static TABLE: Table = Table {
     busy: AtomicBool::new(false),
-    keys: UnsafeCell::new([(0, 0); CAPACITY]),
+    keys: UnsafeCell::new(([(0, 0); CAPACITY], 0)),
 };
 
 impl Table {
-    fn with<R>(&self, f: impl FnOnce(&mut [Key; CAPACITY]) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut ([Key; CAPACITY], usize)) -> R) -> R {
         while self
             .busy
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -58,15 +60,17 @@ impl VcpuClaim {
     /// (non-zero).
     pub(crate) fn take(shared_info: usize, vcpu: u32) -> Result<Self, Error> {
         let key = (shared_info, vcpu);
-        TABLE.with(|keys| {
-            if keys.contains(&key) {
+        TABLE.with(|(keys, used)| {
+            let live = keys.get_mut(..*used).unwrap_or_default();
+            if live.contains(&key) {
                 return Err(Error::VcpuInUse(vcpu));
             }
-            let free = keys
-                .iter_mut()
-                .find(|k| k.0 == 0)
-                .ok_or(Error::TooManyInstances)?;
-            *free = key;
+            if let Some(free) = live.iter_mut().find(|k| k.0 == 0) {
+                *free = key;
+            } else {
+                *keys.get_mut(*used).ok_or(Error::TooManyInstances)? = key;
+                *used += 1;
+            }
             Ok(Self { key })
         })
     }
@@ -74,9 +78,14 @@ impl VcpuClaim {
 
 impl Drop for VcpuClaim {
     fn drop(&mut self) {
-        TABLE.with(|keys| {
-            if let Some(k) = keys.iter_mut().find(|k| **k == self.key) {
+        TABLE.with(|(keys, used)| {
+            let live = keys.get_mut(..*used).unwrap_or_default();
+            if let Some(k) = live.iter_mut().find(|k| **k == self.key) {
                 *k = (0, 0);
+            }
+            // Shrink the scanned prefix past trailing free entries.
+            while *used > 0 && keys.get(*used - 1).is_some_and(|k| k.0 == 0) {
+                *used -= 1;
             }
         });
     }

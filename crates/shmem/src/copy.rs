@@ -91,11 +91,19 @@ pub(crate) unsafe fn copy_in(src: *mut u8, dst: &mut [u8]) {
     // SAFETY: `src..src + head` lies in the source range.
     unsafe { copy_in_units(src, h) };
     let msrc = src.wrapping_add(head).cast::<u64>();
-    for (k, d) in mid.chunks_exact_mut(8).enumerate() {
+    let dst_words = mid.as_mut_ptr();
+    for k in 0..words {
         // SAFETY: word k of the 8-aligned middle lies in the source range;
         // `AtomicU64` has the layout of `u64`.
         let a = unsafe { AtomicU64::from_ptr(msrc.wrapping_add(k)) };
-        d.copy_from_slice(&a.load(Relaxed).to_ne_bytes());
+        // SAFETY: bytes `8k..8k + 8` lie in `mid` (`words * 8` bytes long),
+        // private memory; `write_unaligned` needs no alignment.
+        unsafe {
+            dst_words
+                .wrapping_add(k * 8)
+                .cast::<u64>()
+                .write_unaligned(a.load(Relaxed))
+        };
     }
     // SAFETY: the tail lies in the source range, after the middle.
     unsafe { copy_in_units(src.wrapping_add(head + words * 8), t) };
@@ -138,12 +146,14 @@ pub(crate) unsafe fn copy_out(src: &[u8], dst: *mut u8) {
     // SAFETY: `dst..dst + head` lies in the destination range.
     unsafe { copy_out_units(h, dst) };
     let mdst = dst.wrapping_add(head).cast::<u64>();
-    for (k, s) in mid.chunks_exact(8).enumerate() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(s);
+    let src_words = mid.as_ptr();
+    for k in 0..words {
+        // SAFETY: bytes `8k..8k + 8` lie in `mid` (`words * 8` bytes long),
+        // private memory; `read_unaligned` needs no alignment.
+        let w = unsafe { src_words.wrapping_add(k * 8).cast::<u64>().read_unaligned() };
         // SAFETY: word k of the 8-aligned middle lies in the destination.
         let a = unsafe { AtomicU64::from_ptr(mdst.wrapping_add(k)) };
-        a.store(u64::from_ne_bytes(w), Relaxed);
+        a.store(w, Relaxed);
     }
     // SAFETY: the tail lies in the destination range, after the middle.
     unsafe { copy_out_units(t, dst.wrapping_add(head + words * 8)) };
