@@ -29,12 +29,13 @@ const MASKED: u32 = 1 << EVTCHN_FIFO_MASKED;
 const LINKED: u32 = 1 << EVTCHN_FIFO_LINKED;
 const BUSY: u32 = 1 << EVTCHN_FIFO_BUSY;
 
-#[repr(C, align(4096))]
-struct Page([u8; 4096]);
-
+/// A zeroed page that lives for the rest of the test process (the fake Xen
+/// keeps raw pointers to it): the shared test-page buffer, leaked.
 fn new_page() -> NonNull<u8> {
-    let p: &'static mut Page = Box::leak(Box::new(Page([0; 4096])));
-    NonNull::from(p).cast()
+    let page = xenpv_shmem::TestPages::new(1);
+    let p = page.as_ptr();
+    std::mem::forget(page);
+    p
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
