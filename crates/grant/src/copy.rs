@@ -6,7 +6,7 @@ use xenpv_platform::{PAGE_SIZE, Platform};
 use xenpv_sys::grant_table::GrantRef;
 use xenpv_sys::xen::DomId;
 
-use crate::page::domain_key;
+use crate::domain::domain_key;
 
 /// A frame of this domain, exclusively borrowed for use as the local end of
 /// a grant copy (Xen may write it during the copy).

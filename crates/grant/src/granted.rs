@@ -1,54 +1,184 @@
-//! Grant references as owned values, and pages while they are granted.
+//! Grant references as owned values, pages while they are granted, and the
+//! [`TableHandle`] they reach their table through.
 
 use core::fmt;
 use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
-use xenpv_platform::PAGE_SIZE;
+use xenpv_platform::{PAGE_SIZE, Platform};
 use xenpv_shmem::{AccessError, SharedMemory, SharedRegion};
-use xenpv_sys::grant_table::{GrantFlags, GrantRef};
+use xenpv_sys::grant_table::GrantRef;
 use xenpv_sys::xen::DomId;
 
+use crate::access::{Access, InUse};
 use crate::copy::LocalFrame;
 use crate::deferred::Slot;
 use crate::error::GrantError;
-use crate::handle::TableHandle;
 use crate::links::NONE;
 use crate::page::Page;
+use crate::table::GrantTable;
 
-/// What the peer may do with a granted page.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Access {
-    /// Read only (`GTF_readonly`): Xen refuses writable mappings and copies
-    /// into the page.
-    ReadOnly,
-    /// Read and write.
-    ReadWrite,
-}
+/// A cheap, clonable way to reach a [`GrantTable`]: `&GrantTable` (borrowed
+/// or `&'static` on a heap-free unikernel), or `Arc`/`Rc<GrantTable>` with
+/// the `alloc` feature. Every [`Granted`], [`GrantedPages`], [`OwnedRef`] and
+/// [`Reservation`] holds one, so a driver struct can own its table handle,
+/// its grants and the rings built over them side by side, with no lifetime
+/// tying them together.
+///
+/// The methods take the handle by value and keep it in what they return:
+/// `table.grant_access(..)` on a `GrantTable` borrows it (inherent methods),
+/// `Arc::clone(&table).grant_access(..)` (with this trait in scope) gives a
+/// grant that owns a reference count.
+///
+/// ```
+/// use std::sync::Arc;
+/// use xenpv_grant::{Access, Config, GrantTable, Granted, Page, TableHandle};
+/// use xenpv_mock::{Domain, DomainConfig, Xen};
+///
+/// /// A driver that owns everything it needs, no lifetimes.
+/// struct Driver {
+///     table: Arc<GrantTable<Domain>>,
+///     ring_page: Granted<Arc<GrantTable<Domain>>>,
+/// }
+///
+/// let xen = Xen::new();
+/// let dom = xen.create_domain(DomainConfig::default());
+/// let table = Arc::new(GrantTable::new(dom.clone(), Config::default()).unwrap());
+/// let page = Page::new(dom.clone()).unwrap();
+/// let ring_page = Arc::clone(&table).grant_access(page, 0, Access::ReadWrite).ok().unwrap();
+/// let driver = Driver { table, ring_page };
+/// assert!(driver.ring_page.gref() >= 8);
+/// # drop(driver.ring_page); drop(driver.table);
+/// ```
+pub trait TableHandle: Clone {
+    /// The table's platform handle.
+    type Platform: Platform + Clone;
 
-/// What Xen showed about a grant that could not be revoked.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct InUse {
-    /// `GTF_reading`: the peer maps (or is copying from) the page.
-    pub reading: bool,
-    /// `GTF_writing`: the peer maps the page writable (or is copying into it).
-    pub writing: bool,
-}
+    /// The table.
+    fn table(&self) -> &GrantTable<Self::Platform>;
 
-impl InUse {
-    pub(crate) fn from_flags(flags: u16) -> Self {
-        let f = GrantFlags::from_bits_retain(flags);
-        Self {
-            reading: f.contains(GrantFlags::READING),
-            writing: f.contains(GrantFlags::WRITING),
-        }
+    /// Allocates one grant reference (see [`GrantTable::alloc_ref`]).
+    fn alloc_ref(self) -> Result<OwnedRef<Self>, GrantError> {
+        let gref = self.table().pop_free_ref()?;
+        Ok(OwnedRef::new(self, gref))
     }
 
-    /// Whether either bit is set. (Both clear on a failed revocation means
-    /// the flags kept changing under the compare-exchange: a peer mapping
-    /// and unmapping in a loop.)
-    pub fn any(self) -> bool {
-        self.reading || self.writing
+    /// Takes `n` references at once (see [`GrantTable::reserve`]).
+    fn reserve(self, n: u32) -> Result<Reservation<Self>, GrantError> {
+        let (head, tail) = self.table().take_reserved(n)?;
+        Ok(Reservation::new(self, head, tail, n))
+    }
+
+    /// Grants `domid` access to `page` (see [`GrantTable::grant_access`]).
+    #[allow(clippy::result_large_err)]
+    fn grant_access(
+        self,
+        page: Page<Self::Platform>,
+        domid: DomId,
+        access: Access,
+    ) -> Result<Granted<Self>, (GrantError, Page<Self::Platform>)> {
+        if let Err(e) = self.table().check_page(&page) {
+            return Err((e, page));
+        }
+        match self.alloc_ref() {
+            Ok(r) => r.grant(page, domid, access),
+            Err(e) => Err((e, page)),
+        }
+    }
+}
+
+impl<P: Platform + Clone> TableHandle for &GrantTable<P> {
+    type Platform = P;
+    fn table(&self) -> &GrantTable<P> {
+        self
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<P: Platform + Clone> TableHandle for alloc::sync::Arc<GrantTable<P>> {
+    type Platform = P;
+    fn table(&self) -> &GrantTable<P> {
+        self
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<P: Platform + Clone> TableHandle for alloc::rc::Rc<GrantTable<P>> {
+    type Platform = P;
+    fn table(&self) -> &GrantTable<P> {
+        self
+    }
+}
+
+impl<P: Platform + Clone> GrantTable<P> {
+    /// Allocates one grant reference, growing the table if needed.
+    ///
+    /// ```
+    /// # use xenpv_grant::{Config, GrantTable};
+    /// # use xenpv_mock::{DomainConfig, Xen};
+    /// # let xen = Xen::new();
+    /// # let dom = xen.create_domain(DomainConfig::default());
+    /// let table = GrantTable::new(&dom, Config::default()).unwrap();
+    /// let a = table.alloc_ref().unwrap();
+    /// let b = table.alloc_ref().unwrap();
+    /// assert_ne!(a.gref(), b.gref());
+    /// drop(a); // back to the free list
+    /// ```
+    pub fn alloc_ref(&self) -> Result<OwnedRef<&Self>, GrantError> {
+        TableHandle::alloc_ref(self)
+    }
+
+    /// Takes `n` references at once (growing the table if needed), so that
+    /// each can later be [claimed](Reservation::claim) without failing.
+    /// References not claimed go back when the reservation is dropped.
+    ///
+    /// ```
+    /// # use xenpv_grant::{Config, GrantTable};
+    /// # use xenpv_mock::{DomainConfig, Xen};
+    /// # let xen = Xen::new();
+    /// # let dom = xen.create_domain(DomainConfig::default());
+    /// let table = GrantTable::new(&dom, Config::default()).unwrap();
+    /// let mut batch = table.reserve(3).unwrap();
+    /// let first = batch.claim().unwrap();
+    /// assert_eq!(batch.remaining(), 2);
+    /// drop(batch); // the other two return to the free list
+    /// # drop(first);
+    /// ```
+    pub fn reserve(&self, n: u32) -> Result<Reservation<&Self>, GrantError> {
+        TableHandle::reserve(self, n)
+    }
+
+    /// Grants domain `domid` access to `page`, moving the page into the
+    /// returned handle until access is revoked. Allocates a reference
+    /// (growing the table if needed); on failure the page is handed back.
+    ///
+    /// The entry is published in Xen's order: frame and domain first, then,
+    /// after a release barrier, the flags that make it valid.
+    ///
+    /// ```
+    /// use xenpv_grant::{Access, Config, GrantError, GrantTable, Page};
+    /// use xenpv_mock::{DomainConfig, Xen};
+    ///
+    /// let xen = Xen::new();
+    /// let (front, other) = (xen.create_domain(DomainConfig::default()), xen.create_domain(DomainConfig::default()));
+    /// let table = GrantTable::new(&front, Config::default()).unwrap();
+    /// let mut page = Page::new(&front).unwrap();
+    /// page.as_bytes_mut()[0] = 1;
+    /// let g = table.grant_access(page, 0, Access::ReadOnly).ok().unwrap();
+    /// println!("tell the back end: ring-ref = {}", g.gref());
+    ///
+    /// // A page of another domain cannot be granted from this table.
+    /// let (err, _page) = table.grant_access(Page::new(&other).unwrap(), 0, Access::ReadOnly).unwrap_err();
+    /// assert_eq!(err, GrantError::ForeignPage);
+    /// ```
+    #[allow(clippy::result_large_err)]
+    pub fn grant_access(
+        &self,
+        page: Page<P>,
+        domid: DomId,
+        access: Access,
+    ) -> Result<Granted<&Self>, (GrantError, Page<P>)> {
+        TableHandle::grant_access(self, page, domid, access)
     }
 }
 

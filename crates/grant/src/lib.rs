@@ -151,12 +151,13 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+mod access;
 mod copy;
 mod deferred;
+mod domain;
 mod error;
 mod foreign;
 mod granted;
-mod handle;
 mod links;
 mod page;
 mod pages;
@@ -164,14 +165,14 @@ mod shared;
 mod sync;
 mod table;
 
+pub use access::{Access, InUse};
 pub use copy::{CopyEnd, CopyOp, LocalFrame};
 pub use deferred::{DeferredStats, MAX_GRANT_PAGES};
 pub use error::{GrantError, OpError};
 pub use foreign::{
     BATCH_CHUNK, DEFAULT_EAGAIN_RETRIES, ForeignGrants, MapRequest, Mapped, MappedPages, UnmapError,
 };
-pub use granted::{Access, Granted, InUse, OwnedRef, Reservation, RevokeError};
-pub use handle::TableHandle;
+pub use granted::{Granted, OwnedRef, Reservation, RevokeError, TableHandle};
 pub use page::Page;
 pub use pages::{GrantedPages, PagesRevokeError};
 pub use table::{Config, GrantTable, RetryOutcome, Version};

@@ -10,10 +10,26 @@ use xenpv_shmem::{SharedMemory, SharedRegion};
 use xenpv_sys::grant_table::GrantRef;
 use xenpv_sys::xen::DomId;
 
+use crate::access::{Access, InUse};
 use crate::deferred::{MAX_GRANT_PAGES, Slot};
 use crate::error::GrantError;
-use crate::granted::{Access, InUse};
-use crate::handle::TableHandle;
+use crate::granted::TableHandle;
+use crate::table::GrantTable;
+
+impl<P: Platform + Clone> GrantTable<P> {
+    /// Allocates `count` (1 to [`MAX_GRANT_PAGES`](crate::MAX_GRANT_PAGES))
+    /// contiguous zeroed pages and grants each to `domid`, references in
+    /// page order: the memory of a multi-page ring (`ring-page-order`).
+    /// See [`GrantedPages`].
+    pub fn grant_pages(
+        &self,
+        count: usize,
+        domid: DomId,
+        access: Access,
+    ) -> Result<GrantedPages<&Self>, GrantError> {
+        GrantedPages::new(self, count, domid, access)
+    }
+}
 
 /// `count` contiguous zeroed pages, page `i` granted to one domain through
 /// [`grefs`](Self::grefs)`()[i]`, revoked as a unit.
@@ -63,12 +79,10 @@ unsafe impl<T: TableHandle + Send> Send for GrantedPages<T> {}
 unsafe impl<T: TableHandle + Sync> Sync for GrantedPages<T> {}
 
 impl<T: TableHandle> GrantedPages<T> {
-    pub(crate) fn new(
-        table: T,
-        count: usize,
-        domid: DomId,
-        access: Access,
-    ) -> Result<Self, GrantError> {
+    /// Allocates `count` contiguous zeroed pages and grants each to
+    /// `domid` through the table behind `table` (any [`TableHandle`]; see
+    /// [`GrantTable::grant_pages`] for the borrowing form).
+    pub fn new(table: T, count: usize, domid: DomId, access: Access) -> Result<Self, GrantError> {
         if count == 0 || count > MAX_GRANT_PAGES {
             return Err(GrantError::BadPageCount(count));
         }

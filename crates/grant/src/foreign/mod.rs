@@ -14,8 +14,8 @@ use xenpv_sys::op::BatchHypercall;
 use xenpv_sys::xen::{DOMID_SELF, DomId};
 
 use crate::copy::{CopyEnd, CopyOp};
+use crate::domain::domain_key;
 use crate::error::OpError;
-use crate::page::domain_key;
 
 pub use mapped::{Mapped, MappedPages, UnmapError};
 

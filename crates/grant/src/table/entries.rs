@@ -6,7 +6,7 @@ use xenpv_sys::grant_table::{GrantFlags, GrantRef};
 use xenpv_sys::xen::DomId;
 
 use super::{GrantTable, Version};
-use crate::granted::{Access, InUse};
+use crate::access::{Access, InUse};
 use crate::shared::{header_flags, header_word};
 
 impl<P: Platform> GrantTable<P> {

@@ -10,16 +10,13 @@ use core::ptr::NonNull;
 use xenpv_platform::{FrameKind, PAGE_SIZE, Platform, PlatformError, Window};
 use xenpv_sys::grant_table::{GNTTAB_NR_RESERVED_ENTRIES, GrantRef};
 use xenpv_sys::memory::XENMAPIDX_GRANT_TABLE_STATUS;
-use xenpv_sys::xen::DomId;
 
 use crate::deferred::{Deferred, DeferredStats, Slot};
+use crate::domain::domain_key;
 use crate::error::GrantError;
 use crate::foreign::ForeignGrants;
-use crate::granted::{Access, Granted, OwnedRef, Reservation};
-use crate::handle::TableHandle;
 use crate::links::{ALLOCATED, Links, MAX_REFS, NEVER, NONE};
-use crate::page::{Page, domain_key};
-use crate::pages::GrantedPages;
+use crate::page::Page;
 use crate::shared::TableFrames;
 use crate::sync::SpinLock;
 use setup::{add_to_physmap, query_size, remove_from_physmap, set_version};
@@ -156,7 +153,7 @@ unsafe impl Send for State {}
 ///
 /// Create one per domain; hand pages to other domains with
 /// [`grant_access`](Self::grant_access). The grants it returns hold a
-/// [`TableHandle`]: `&GrantTable` from these methods, or an owned handle
+/// [`TableHandle`](crate::TableHandle): `&GrantTable` from these methods, or an owned handle
 /// (`Arc<GrantTable>`, `&'static GrantTable`) through the trait's methods,
 /// so a driver can own table, grants and rings together.
 ///
@@ -352,101 +349,6 @@ impl<P: Platform> GrantTable<P> {
         P: Clone,
     {
         ForeignGrants::new(self.platform.clone())
-    }
-
-    /// Allocates one grant reference, growing the table if needed.
-    ///
-    /// ```
-    /// # use xenpv_grant::{Config, GrantTable};
-    /// # use xenpv_mock::{DomainConfig, Xen};
-    /// # let xen = Xen::new();
-    /// # let dom = xen.create_domain(DomainConfig::default());
-    /// let table = GrantTable::new(&dom, Config::default()).unwrap();
-    /// let a = table.alloc_ref().unwrap();
-    /// let b = table.alloc_ref().unwrap();
-    /// assert_ne!(a.gref(), b.gref());
-    /// drop(a); // back to the free list
-    /// ```
-    pub fn alloc_ref(&self) -> Result<OwnedRef<&Self>, GrantError>
-    where
-        P: Clone,
-    {
-        TableHandle::alloc_ref(self)
-    }
-
-    /// Takes `n` references at once (growing the table if needed), so that
-    /// each can later be [claimed](Reservation::claim) without failing.
-    /// References not claimed go back when the reservation is dropped.
-    ///
-    /// ```
-    /// # use xenpv_grant::{Config, GrantTable};
-    /// # use xenpv_mock::{DomainConfig, Xen};
-    /// # let xen = Xen::new();
-    /// # let dom = xen.create_domain(DomainConfig::default());
-    /// let table = GrantTable::new(&dom, Config::default()).unwrap();
-    /// let mut batch = table.reserve(3).unwrap();
-    /// let first = batch.claim().unwrap();
-    /// assert_eq!(batch.remaining(), 2);
-    /// drop(batch); // the other two return to the free list
-    /// # drop(first);
-    /// ```
-    pub fn reserve(&self, n: u32) -> Result<Reservation<&Self>, GrantError>
-    where
-        P: Clone,
-    {
-        TableHandle::reserve(self, n)
-    }
-
-    /// Grants domain `domid` access to `page`, moving the page into the
-    /// returned handle until access is revoked. Allocates a reference
-    /// (growing the table if needed); on failure the page is handed back.
-    ///
-    /// The entry is published in Xen's order: frame and domain first, then,
-    /// after a release barrier, the flags that make it valid.
-    ///
-    /// ```
-    /// use xenpv_grant::{Access, Config, GrantError, GrantTable, Page};
-    /// use xenpv_mock::{DomainConfig, Xen};
-    ///
-    /// let xen = Xen::new();
-    /// let (front, other) = (xen.create_domain(DomainConfig::default()), xen.create_domain(DomainConfig::default()));
-    /// let table = GrantTable::new(&front, Config::default()).unwrap();
-    /// let mut page = Page::new(&front).unwrap();
-    /// page.as_bytes_mut()[0] = 1;
-    /// let g = table.grant_access(page, 0, Access::ReadOnly).ok().unwrap();
-    /// println!("tell the back end: ring-ref = {}", g.gref());
-    ///
-    /// // A page of another domain cannot be granted from this table.
-    /// let (err, _page) = table.grant_access(Page::new(&other).unwrap(), 0, Access::ReadOnly).unwrap_err();
-    /// assert_eq!(err, GrantError::ForeignPage);
-    /// ```
-    #[allow(clippy::result_large_err)]
-    pub fn grant_access(
-        &self,
-        page: Page<P>,
-        domid: DomId,
-        access: Access,
-    ) -> Result<Granted<&Self>, (GrantError, Page<P>)>
-    where
-        P: Clone,
-    {
-        TableHandle::grant_access(self, page, domid, access)
-    }
-
-    /// Allocates `count` (1 to [`MAX_GRANT_PAGES`](crate::MAX_GRANT_PAGES))
-    /// contiguous zeroed pages and grants each to `domid`, references in
-    /// page order: the memory of a multi-page ring (`ring-page-order`).
-    /// See [`GrantedPages`].
-    pub fn grant_pages(
-        &self,
-        count: usize,
-        domid: DomId,
-        access: Access,
-    ) -> Result<GrantedPages<&Self>, GrantError>
-    where
-        P: Clone,
-    {
-        TableHandle::grant_pages(self, count, domid, access)
     }
 
     /// Retries up to `budget` deferred revocations, oldest first (those
