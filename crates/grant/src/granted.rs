@@ -20,7 +20,7 @@ use crate::table::GrantTable;
 
 /// A cheap, clonable way to reach a [`GrantTable`]: `&GrantTable` (borrowed
 /// or `&'static` on a heap-free unikernel), or `Arc`/`Rc<GrantTable>` with
-/// the `alloc` feature. Every [`Granted`], [`GrantedPages`], [`OwnedRef`] and
+/// the `alloc` feature. Every [`Granted`], [`GrantedPages`](crate::GrantedPages), [`OwnedRef`] and
 /// [`Reservation`] holds one, so a driver struct can own its table handle,
 /// its grants and the rings built over them side by side, with no lifetime
 /// tying them together.

@@ -26,7 +26,7 @@
 //! fields agree with each other.
 //!
 //! # Rings own their memory
-//! A ring is built over any [`SharedMemory`](xenpv_shmem::SharedMemory) — a
+//! A ring is built over any [`SharedMemory`] — a
 //! granted page or pages, a back end's mapping — and owns it, with no
 //! `unsafe` at the call site. Revoking a grant or unmapping a mapping
 //! consumes it, so the ring must be taken apart

@@ -79,7 +79,7 @@ impl<P: Platform, const N: usize> EventChannels<P, N> {
     /// For each event: its pending bit is claimed (atomically cleared), then
     /// `handler` runs with the port, and its [`Outcome`] is accounted:
     /// `Work` and `Spurious` finish the event (too many `Spurious` throttle
-    /// the port, see [`StormPolicy`]); `Deferred` keeps the port masked until
+    /// the port, see [`StormPolicy`](crate::StormPolicy)); `Deferred` keeps the port masked until
     /// [`eoi`](Self::eoi). An event raised while the handler runs is
     /// dispatched by a later poll.
     ///

@@ -9,12 +9,12 @@ pub enum Abi {
     /// ports (64-bit guests). Always available.
     TwoLevel,
     /// The FIFO ABI (Xen 4.4+): per-port event words in guest pages, 2^17
-    /// ports, 16 priorities. [`EventChannels::new`] falls back to
+    /// ports, 16 priorities. [`EventChannels::new`](crate::EventChannels::new) falls back to
     /// [`Abi::TwoLevel`] if Xen refuses it.
     Fifo,
 }
 
-/// How [`EventChannels`] is set up.
+/// How [`EventChannels`](crate::EventChannels) is set up.
 ///
 /// ```
 /// use xenpv_evtchn::{Abi, Config};
@@ -28,7 +28,7 @@ pub struct Config {
     /// The vCPU whose events this instance scans (below 32: its `vcpu_info`
     /// must be the one in `shared_info`). Ports are bound to it.
     pub vcpu: u32,
-    /// Events dispatched per [`poll`](EventChannels::poll) at most.
+    /// Events dispatched per [`poll`](crate::EventChannels::poll) at most.
     pub budget: u32,
     /// Storm protection.
     pub storm: StormPolicy,
@@ -50,7 +50,7 @@ impl Default for Config {
     }
 }
 
-/// What one [`poll`](EventChannels::poll) did.
+/// What one [`poll`](crate::EventChannels::poll) did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PollReport {
     /// Events handed to the handler (or to wakers).
@@ -66,7 +66,7 @@ pub struct PollReport {
     pub more_pending: bool,
 }
 
-/// Counters since [`EventChannels::new`].
+/// Counters since [`EventChannels::new`](crate::EventChannels::new).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Calls to `poll`.

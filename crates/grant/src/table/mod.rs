@@ -109,7 +109,7 @@ impl Config {
     }
 
     /// Room for `capacity` grants whose revocation was deferred (see
-    /// [`Granted::revoke_or_defer`]). Beyond it, such grants are leaked.
+    /// [`Granted::revoke_or_defer`](crate::Granted::revoke_or_defer)). Beyond it, such grants are leaked.
     pub const fn with_deferred_capacity(mut self, capacity: usize) -> Self {
         self.deferred_capacity = capacity;
         self
