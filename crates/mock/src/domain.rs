@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use xenpv_platform::{FrameKind, Platform, SharedInfo, Window};
+use xenpv_platform::{
+    BootRing, BootRingInfo, FrameKind, Platform, PlatformError, SharedInfo, Window,
+};
 use xenpv_sys::xen::DomId;
 
 use crate::Xen;
@@ -258,6 +260,10 @@ impl Domain {
 //   shared_info frame, which the mock updates, valid while this handle lives.
 // * `reserve_window`/`release_window`: window gfns are handed out at most
 //   once at a time, never overlap RAM, and map at `base + gfn * 4096`.
+// * `boot_ring`: the xenstore page is a RAM frame the domain builder
+//   reserved (never handed out by `alloc_pages`), mapped read-write at
+//   `base + gfn * 4096` as long as this handle lives; the port is the
+//   domain's end of the store channel, bound by `HVMOP_get_param` as on Xen.
 unsafe impl Platform for Domain {
     fn frame_kind(&self) -> FrameKind {
         FrameKind::GuestPhysical
@@ -305,6 +311,19 @@ unsafe impl Platform for Domain {
             pages,
             first_gfn: Some(first_gfn),
         })
+    }
+
+    fn boot_ring(&self, ring: BootRing) -> Result<BootRingInfo, PlatformError> {
+        if ring != BootRing::Xenstore {
+            // The mock runs no xenconsoled.
+            return Err(PlatformError::Unsupported);
+        }
+        let (frame, port) = ring.hvm_location(self)?;
+        if !self.core.mem.is_ram(frame) {
+            return Err(PlatformError::Missing);
+        }
+        let va = self.va_of(frame).ok_or(PlatformError::Missing)?;
+        Ok(BootRingInfo { va, frame, port })
     }
 
     unsafe fn release_window(&self, window: Window) {
