@@ -40,7 +40,7 @@
 //!   with libxl's nodes and permissions, and `@introduceDomain`; its store
 //!   port is bound at its first `HVMOP_get_param(HVM_PARAM_STORE_EVTCHN)`.
 //!   A send on that port serves the ring inside the hypercall.
-//!   [`Platform::boot_ring`] finds the page and port as a guest's platform
+//!   [`Platform::boot_ring`](xenpv_platform::Platform::boot_ring) finds the page and port as a guest's platform
 //!   does, so `xenpv_xenstore::StoreRing::open(&domain)` connects a driver
 //!   to xenstore with no `unsafe` (the mock runs no console). Tests and
 //!   the [`toolstack`] helpers act as dom0 through [`Xen::xenstore`].
