@@ -36,8 +36,32 @@ if [ "${#targets[@]}" -eq 0 ]; then
     exit 2
 fi
 
+# Targets built without `-sanitizer-coverage-trace-compares` and run with a
+# lighter AddressSanitizer configuration. grant_evtchn_mock's input is a
+# structured operation list checked against a model, not bytes compared with
+# magic values, so comparison tracing buys it little and costs it most of its
+# run time (every enum match in the driver crates and the mock is a traced
+# compare). Measured on a 2-core machine, 20 s from the seeds, same run:
+# default ~1,100-1,650 execs/s and 5,979-6,005 edges; this configuration
+# ~2,550-3,150 execs/s and 6,065-6,288 edges. ASan still checks every heap
+# access; it keeps a 1 MiB quarantine instead of 256 MiB (use-after-free of
+# recent frees is still caught), records no allocation stacks (reproduce a
+# crash with plain `cargo fuzz run` for them) and does not put locals on a
+# fake stack (returning a reference to a local does not compile in Rust).
+light=(grant_evtchn_mock)
+light_asan="detect_stack_use_after_return=0:malloc_context_size=0:quarantine_size_mb=1"
+light_dir=fuzz/target/no-trace-compares
+is_light() {
+    local l
+    for l in "${light[@]}"; do [ "$l" = "$1" ] && return 0; done
+    return 1
+}
+
 echo "== building ${#targets[@]} targets"
 "${cargo[@]}" fuzz build
+for t in "${light[@]}"; do
+    "${cargo[@]}" fuzz build --no-trace-compares --target-dir "$light_dir" "$t"
+done
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -55,7 +79,13 @@ for t in "${targets[@]}"; do
     echo "== $t: ${secs}s"
     rc=0
     # -timeout: a single input running 10 s is a hang (every input is bounded).
-    "${cargo[@]}" fuzz run "$t" "$work/corpus/$t" "$seeds" -- \
+    build=()
+    asan="${ASAN_OPTIONS:-}"
+    if is_light "$t"; then
+        build=(--no-trace-compares --target-dir "$light_dir")
+        asan="${asan:+$asan:}$light_asan"
+    fi
+    ASAN_OPTIONS="$asan" "${cargo[@]}" fuzz run "${build[@]}" "$t" "$work/corpus/$t" "$seeds" -- \
         -max_total_time="$secs" -timeout=10 -print_final_stats=1 >"$log" 2>&1 || rc=$?
     n="$(sed -n 's/^stat::number_of_executed_units: *\([0-9][0-9]*\).*/\1/p' "$log" | tail -n1)"
     if [ -z "$n" ]; then
