@@ -110,13 +110,16 @@ impl<M: SharedMemory> Side<M> {
         // SAFETY: `off` is `layout.cons` or `layout.prod`, checked in the
         // region and 4-aligned by `fits_in`; the base is 4-aligned (checked),
         // and `SharedMemory` promises the same region every time.
-        unsafe { self.region().index_unchecked(off) }.load(order)
+        unsafe { self.region().load_index_unchecked(off, order) }
     }
 
     fn set_index(&self, off: usize, value: u32) {
         // SAFETY: as in `index`. Release: the data copied before is visible
         // (producer), or fully read (consumer), before the peer sees the index.
-        unsafe { self.region().index_unchecked(off) }.store(value, Ordering::Release)
+        unsafe {
+            self.region()
+                .store_index_unchecked(off, value, Ordering::Release)
+        }
     }
 
     fn data_offset(&self, idx: u32) -> usize {

@@ -41,6 +41,9 @@ pub mod protocols;
 mod split;
 
 pub use bytes::{ByteConsumer, ByteProducer, ByteRingLayout};
+#[cfg(loom)]
+#[doc(hidden)]
+pub use split::loom_weakened;
 pub use split::{
     BackRing, FrontRing, HEADER_SIZE, MAX_PAGES, PAGE_SIZE, RingError, RingProtocol, SharedRing,
     ring_size, slot_align, slot_size,

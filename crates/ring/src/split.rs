@@ -3,7 +3,40 @@
 use core::fmt;
 use core::marker::PhantomData;
 use core::mem::{align_of, offset_of, size_of};
-use core::sync::atomic::{Ordering, fence};
+use xenpv_shmem::sync::{Ordering, fence};
+
+/// The fence between publishing a producer index and reading the peer's
+/// event index (`RING_PUSH_*_AND_CHECK_NOTIFY`'s `mb()`): a store followed
+/// by a load needs a full (SeqCst) fence, or both ends may miss each other's
+/// update and a notification is lost.
+#[inline(always)]
+fn push_fence() -> Ordering {
+    #[cfg(loom)]
+    if loom_weakened::is_set() {
+        return Ordering::Release;
+    }
+    Ordering::SeqCst
+}
+
+/// `--cfg loom` builds only: weakens the push fences to `Release`, so that
+/// the loom model can show it finds the lost notification that the SeqCst
+/// fence prevents (crates/ring/tests/loom_ring.rs).
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_weakened {
+    use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+    static WEAK: AtomicBool = AtomicBool::new(false);
+
+    /// Weakens (`true`) or restores (`false`) the push fences.
+    pub fn set(weak: bool) {
+        WEAK.store(weak, Relaxed);
+    }
+
+    pub(crate) fn is_set() -> bool {
+        WEAK.load(Relaxed)
+    }
+}
 
 use xenpv_shmem::{SharedMemory, SharedRegion};
 use xenpv_sys::io::ring::SringHeader;
@@ -228,13 +261,13 @@ impl<P: RingProtocol, M: SharedMemory> SharedRing<P, M> {
         // SAFETY: `off` is one of the four header words (< 16), in bounds of the
         // region (at least one page, checked in `new`; `SharedMemory` promises
         // the same region every time) and 4-aligned (base is, checked).
-        unsafe { self.region().index_unchecked(off) }.load(order)
+        unsafe { self.region().load_index_unchecked(off, order) }
     }
 
     #[inline(always)]
     fn store(&self, off: usize, value: u32, order: Ordering) {
         // SAFETY: as in `load`.
-        unsafe { self.region().index_unchecked(off) }.store(value, order)
+        unsafe { self.region().store_index_unchecked(off, value, order) }
     }
 
     #[inline(always)]
@@ -303,6 +336,9 @@ pub struct FrontRing<P: RingProtocol, M: SharedMemory> {
     rsp_cons: u32,
     rsp_prod_seen: u32,
     broken: bool,
+    /// `--cfg loom`: `(old, new, event)` of the last push, for the models.
+    #[cfg(loom)]
+    last_push: (u32, u32, u32),
 }
 
 impl<P: RingProtocol, M: SharedMemory> fmt::Debug for FrontRing<P, M> {
@@ -351,6 +387,8 @@ impl<P: RingProtocol, M: SharedMemory> FrontRing<P, M> {
             rsp_cons: index,
             rsp_prod_seen: index,
             broken: false,
+            #[cfg(loom)]
+            last_push: (index, index, 0),
         }
     }
 
@@ -377,6 +415,14 @@ impl<P: RingProtocol, M: SharedMemory> FrontRing<P, M> {
     /// Private producer index (requests put, published or not).
     pub fn req_prod_pvt(&self) -> u32 {
         self.req_prod_pvt
+    }
+
+    /// `--cfg loom` builds only: `(old, new, event)` as the last push saw
+    /// them, so a loom model can recompute io/ring.h's notify decision.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn loom_last_push(&self) -> (u32, u32, u32) {
+        self.last_push
     }
 
     /// Responses consumed so far (as an index).
@@ -409,9 +455,13 @@ impl<P: RingProtocol, M: SharedMemory> FrontRing<P, M> {
         let new = self.req_prod_pvt;
         self.ring.store(REQ_PROD, new, Ordering::Release);
         // Publish req_prod before reading req_event (store->load needs a full fence).
-        fence(Ordering::SeqCst);
+        fence(push_fence());
         let event = self.ring.load(REQ_EVENT, Ordering::Relaxed);
         self.req_prod_pub = new;
+        #[cfg(loom)]
+        {
+            self.last_push = (old, new, event);
+        }
         new.wrapping_sub(event) < new.wrapping_sub(old)
     }
 
@@ -479,6 +529,9 @@ pub struct BackRing<P: RingProtocol, M: SharedMemory> {
     req_cons: u32,
     req_prod_seen: u32,
     broken: bool,
+    /// `--cfg loom`: `(old, new, event)` of the last push, for the models.
+    #[cfg(loom)]
+    last_push: (u32, u32, u32),
 }
 
 impl<P: RingProtocol, M: SharedMemory> fmt::Debug for BackRing<P, M> {
@@ -524,6 +577,8 @@ impl<P: RingProtocol, M: SharedMemory> BackRing<P, M> {
             req_cons: index,
             req_prod_seen: index,
             broken: false,
+            #[cfg(loom)]
+            last_push: (index, index, 0),
         }
     }
 
@@ -540,6 +595,14 @@ impl<P: RingProtocol, M: SharedMemory> BackRing<P, M> {
     /// Requests consumed so far (as an index).
     pub fn req_cons(&self) -> u32 {
         self.req_cons
+    }
+
+    /// `--cfg loom` builds only: `(old, new, event)` as the last push saw
+    /// them, so a loom model can recompute io/ring.h's notify decision.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn loom_last_push(&self) -> (u32, u32, u32) {
+        self.last_push
     }
 
     /// Private response producer index.
@@ -612,9 +675,13 @@ impl<P: RingProtocol, M: SharedMemory> BackRing<P, M> {
         let old = self.rsp_prod_pub;
         let new = self.rsp_prod_pvt;
         self.ring.store(RSP_PROD, new, Ordering::Release);
-        fence(Ordering::SeqCst);
+        fence(push_fence());
         let event = self.ring.load(RSP_EVENT, Ordering::Relaxed);
         self.rsp_prod_pub = new;
+        #[cfg(loom)]
+        {
+            self.last_push = (old, new, event);
+        }
         new.wrapping_sub(event) < new.wrapping_sub(old)
     }
 

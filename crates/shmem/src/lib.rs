@@ -46,6 +46,7 @@ extern crate alloc;
 mod copy;
 mod memory;
 mod region;
+pub mod sync;
 #[cfg(any(test, feature = "test-utils"))]
 mod test_utils;
 

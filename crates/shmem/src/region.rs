@@ -4,7 +4,7 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::mem::{MaybeUninit, align_of, size_of};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering, Ordering::Relaxed};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -199,6 +199,59 @@ impl<'a> SharedRegion<'a> {
         // invariant); `AtomicU32` has the layout of `u32` and is the sanctioned
         // type for a word others write concurrently.
         unsafe { AtomicU32::from_ptr(self.at(offset).cast()) }
+    }
+
+    /// Loads the `u32` index word at `offset` (a ring's producer or consumer
+    /// index, an event index): the access that `--cfg loom` builds model
+    /// (see [`sync`](crate::sync)).
+    pub fn load_index(&self, offset: usize, order: Ordering) -> Result<u32, AccessError> {
+        self.check(offset, 4, 4)?;
+        // SAFETY: bounds and alignment checked just above.
+        Ok(unsafe { self.load_index_unchecked(offset, order) })
+    }
+
+    /// Stores `value` to the `u32` index word at `offset` (see
+    /// [`load_index`](Self::load_index)).
+    pub fn store_index(
+        &self,
+        offset: usize,
+        value: u32,
+        order: Ordering,
+    ) -> Result<(), AccessError> {
+        self.check(offset, 4, 4)?;
+        // SAFETY: bounds and alignment checked just above.
+        unsafe { self.store_index_unchecked(offset, value, order) };
+        Ok(())
+    }
+
+    /// [`load_index`](Self::load_index), unchecked.
+    ///
+    /// # Safety
+    /// `offset + 4 <= self.len()` and `base + offset` is 4-aligned.
+    #[inline(always)]
+    pub unsafe fn load_index_unchecked(&self, offset: usize, order: Ordering) -> u32 {
+        #[cfg(not(loom))]
+        // SAFETY: the caller's contract is `index_unchecked`'s.
+        let word = unsafe { self.index_unchecked(offset) };
+        #[cfg(loom)]
+        // SAFETY: in bounds and aligned (caller), valid for `'a`.
+        let word = unsafe { crate::sync::cells::cell(self.at(offset)) };
+        word.load(order)
+    }
+
+    /// [`store_index`](Self::store_index), unchecked.
+    ///
+    /// # Safety
+    /// `offset + 4 <= self.len()` and `base + offset` is 4-aligned.
+    #[inline(always)]
+    pub unsafe fn store_index_unchecked(&self, offset: usize, value: u32, order: Ordering) {
+        #[cfg(not(loom))]
+        // SAFETY: the caller's contract is `index_unchecked`'s.
+        let word = unsafe { self.index_unchecked(offset) };
+        #[cfg(loom)]
+        // SAFETY: in bounds and aligned (caller), valid for `'a`.
+        let word = unsafe { crate::sync::cells::cell(self.at(offset)) };
+        word.store(value, order);
     }
 
     /// Copies a `T` out once, in atomic units of `T`'s alignment.
