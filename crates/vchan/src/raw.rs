@@ -142,7 +142,10 @@ pub enum PeerState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Open,
+    /// The peer's live flag said it exited: no more writes; reads drain.
     PeerClosed,
+    /// A read reported [`Error::Closed`]: so will every later one.
+    Drained,
     ShutDown,
     Broken,
 }
@@ -440,7 +443,7 @@ impl<C: SharedMemory, D: SharedMemory> RawEnd<C, D> {
 
     fn check_usable(&self) -> Result<(), Error> {
         match self.state {
-            State::Open | State::PeerClosed => Ok(()),
+            State::Open | State::PeerClosed | State::Drained => Ok(()),
             State::ShutDown => Err(Error::ShutDown),
             State::Broken => Err(Error::Broken),
         }
@@ -448,8 +451,13 @@ impl<C: SharedMemory, D: SharedMemory> RawEnd<C, D> {
 
     /// The peer's live flag, read once and validated. A violation breaks
     /// the channel.
+    /// Once the peer was seen closed, it stays closed (a peer raising its
+    /// flag again is not believed).
     pub fn peer_state(&mut self) -> Result<PeerState, Error> {
         self.check_usable()?;
+        if matches!(self.state, State::PeerClosed | State::Drained) {
+            return Ok(PeerState::Closed);
+        }
         let word = self.flags()?.load(Ordering::Acquire);
         let value = flag_of(word, self.peer_bytes().0);
         match value {
@@ -516,7 +524,7 @@ impl<C: SharedMemory, D: SharedMemory> RawEnd<C, D> {
     /// Bytes that can be written now (reads the peer's index once).
     pub fn space(&mut self) -> Result<usize, Error> {
         self.check_usable()?;
-        if self.state == State::PeerClosed {
+        if matches!(self.state, State::PeerClosed | State::Drained) {
             return Err(Error::Closed);
         }
         Ok(self.load_tx_cons()? as usize)
@@ -544,6 +552,9 @@ impl<C: SharedMemory, D: SharedMemory> RawEnd<C, D> {
     /// less than `buf.len()` bytes, as libxenvchan does.
     pub fn read(&mut self, buf: &mut [u8]) -> Result<Transfer, Error> {
         self.check_usable()?;
+        if self.state == State::Drained {
+            return Err(Error::Closed);
+        }
         let mut avail = self.load_rx_prod()? as usize;
         if avail < buf.len() {
             self.request_notify(VchanNotify::WRITE);
@@ -553,6 +564,7 @@ impl<C: SharedMemory, D: SharedMemory> RawEnd<C, D> {
             // Closed only if nothing was written before the flag dropped:
             // the flag first, then the index again.
             if self.peer_state()? == PeerState::Closed && self.load_rx_prod()? == 0 {
+                self.state = State::Drained;
                 return Err(Error::Closed);
             }
             return Ok(Transfer {

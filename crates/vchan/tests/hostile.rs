@@ -407,3 +407,18 @@ fn garbage_xenstore_values_are_a_typed_error() {
     );
     assert!(bxs.read("name").is_ok());
 }
+
+#[test]
+fn a_peer_seen_closed_stays_closed() {
+    let (mut end, page) = raw_server();
+    page.region().write(CLI_LIVE, 1u8).unwrap();
+    assert_eq!(end.peer_state(), Ok(PeerState::Open));
+    page.region().write(CLI_LIVE, 0u8).unwrap();
+    assert_eq!(end.read(&mut [0u8; 4]), Err(Error::Closed));
+    // The peer "comes back" and publishes more: not believed.
+    page.region().write(CLI_LIVE, 1u8).unwrap();
+    set_index(&page, LEFT_PROD, 3);
+    assert_eq!(end.peer_state(), Ok(PeerState::Closed));
+    assert_eq!(end.read(&mut [0u8; 4]), Err(Error::Closed));
+    assert_eq!(end.write(b"x"), Err(Error::Closed));
+}
