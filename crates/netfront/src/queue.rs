@@ -1,0 +1,302 @@
+//! One queue's parts, connect and teardown.
+
+use alloc::vec::Vec;
+
+use xenpv_evtchn::{EventChannels, InterdomainPort, Port, UnboundPort};
+use xenpv_grant::{Access, Granted, Page, TableHandle};
+use xenpv_ring::FrontRing;
+use xenpv_ring::protocols::{NetifRx, NetifTx};
+use xenpv_sys::grant_table::GrantRef;
+use xenpv_sys::xen::DomId;
+
+use crate::rx::Partial;
+use crate::{Config, MAX_SLOTS, NetError, Violation};
+
+/// A TX pool page and how far its last packet reached (bytes past it are
+/// zero).
+pub(crate) struct TxBuf<T: TableHandle> {
+    pub(crate) grant: Granted<T>,
+    pub(crate) dirty: usize,
+}
+
+/// Counters of one queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames queued for transmission.
+    pub tx_packets: u64,
+    /// TX slots the backend answered with `ERROR` or `DROPPED`.
+    pub tx_errors: u64,
+    /// Frames handed to the caller.
+    pub rx_packets: u64,
+    /// Received packets dropped: an `ERROR`/`DROPPED` slot in them.
+    pub rx_errors: u64,
+    /// Received packets dropped: longer than the caller's buffer.
+    pub rx_too_big: u64,
+    /// Event channel notifications sent.
+    pub notifications: u64,
+}
+
+/// One netfront queue: rings, channel and both buffer pools, owned.
+///
+/// Built in two steps around the xenstore handshake: [`NetQueue::offer`]
+/// grants and allocates everything and says what to publish
+/// (`tx-ring-ref`, `rx-ring-ref`, `event-channel`); once the backend has
+/// bound the channel, [`Offer::connected`] posts the RX pool.
+pub struct NetQueue<T: TableHandle> {
+    pub(crate) platform: T::Platform,
+    pub(crate) config: Config,
+    pub(crate) tx: FrontRing<NetifTx, Granted<T>>,
+    pub(crate) rx: FrontRing<NetifRx, Granted<T>>,
+    pub(crate) port: InterdomainPort,
+    pub(crate) tx_bufs: Vec<TxBuf<T>>,
+    /// Per TX id: a request with this id awaits its response.
+    pub(crate) tx_outstanding: Vec<bool>,
+    pub(crate) tx_free: Vec<u16>,
+    pub(crate) rx_bufs: Vec<Granted<T>>,
+    pub(crate) rx_outstanding: Vec<bool>,
+    /// RX ring slot (index mod ring size) → the buffer posted there.
+    pub(crate) rx_slot_buf: Vec<u16>,
+    /// RX buffers consumed but not yet re-posted.
+    pub(crate) rx_free: Vec<u16>,
+    pub(crate) partial: Partial,
+    pub(crate) broken: Option<Violation>,
+    pub(crate) stats: Stats,
+}
+
+impl<T: TableHandle> core::fmt::Debug for NetQueue<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NetQueue")
+            .field("port", &self.port.port())
+            .field("tx_free", &self.tx_free.len())
+            .field("broken", &self.broken)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A queue granted and offered, waiting for the backend to connect.
+pub struct Offer<T: TableHandle> {
+    queue_parts: Parts<T>,
+    unbound: UnboundPort,
+}
+
+struct Parts<T: TableHandle> {
+    platform: T::Platform,
+    config: Config,
+    tx: FrontRing<NetifTx, Granted<T>>,
+    rx: FrontRing<NetifRx, Granted<T>>,
+    tx_bufs: Vec<TxBuf<T>>,
+    rx_bufs: Vec<Granted<T>>,
+}
+
+impl<T: TableHandle> core::fmt::Debug for Offer<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Offer")
+            .field("tx_ring_ref", &self.tx_ring_ref())
+            .field("rx_ring_ref", &self.rx_ring_ref())
+            .field("event_channel", &self.event_channel())
+            .finish_non_exhaustive()
+    }
+}
+
+fn grant_zeroed<T: TableHandle>(table: &T, backend: DomId) -> Result<Granted<T>, NetError> {
+    let platform = table.table().platform().clone();
+    let mut page = Page::new(platform).ok_or(NetError::OutOfPages)?;
+    page.zero();
+    table
+        .clone()
+        .grant_access(page, backend, Access::ReadWrite)
+        .map_err(|(e, _)| NetError::Grant(e))
+}
+
+impl<T: TableHandle> NetQueue<T> {
+    /// Grants the two ring pages and both pools (all zeroed) to `backend`
+    /// and offers an event channel. Publish [`Offer::tx_ring_ref`],
+    /// [`Offer::rx_ring_ref`] and [`Offer::event_channel`], then call
+    /// [`Offer::connected`] once the backend is connected.
+    pub fn offer<const N: usize>(
+        table: T,
+        backend: DomId,
+        events: &mut EventChannels<T::Platform, N>,
+        config: Config,
+    ) -> Result<Offer<T>, NetError> {
+        let range = MAX_SLOTS as u16..=256;
+        if !range.contains(&config.tx_buffers) || !range.contains(&config.rx_buffers) {
+            return Err(NetError::BadConfig);
+        }
+        let tx =
+            FrontRing::init(grant_zeroed(&table, backend)?).map_err(|(e, _)| NetError::Ring(e))?;
+        let rx =
+            FrontRing::init(grant_zeroed(&table, backend)?).map_err(|(e, _)| NetError::Ring(e))?;
+        let mut tx_bufs = Vec::with_capacity(usize::from(config.tx_buffers));
+        for _ in 0..config.tx_buffers {
+            tx_bufs.push(TxBuf {
+                grant: grant_zeroed(&table, backend)?,
+                dirty: 0,
+            });
+        }
+        let mut rx_bufs = Vec::with_capacity(usize::from(config.rx_buffers));
+        for _ in 0..config.rx_buffers {
+            rx_bufs.push(grant_zeroed(&table, backend)?);
+        }
+        let unbound = events.alloc_unbound(backend).map_err(NetError::Event)?;
+        Ok(Offer {
+            queue_parts: Parts {
+                platform: table.table().platform().clone(),
+                config,
+                tx,
+                rx,
+                tx_bufs,
+                rx_bufs,
+            },
+            unbound,
+        })
+    }
+
+    /// Whether the backend broke the protocol (and why).
+    pub fn broken(&self) -> Option<Violation> {
+        self.broken
+    }
+
+    /// This queue's counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The event channel port: when it fires, call
+    /// [`poll_tx`](Self::poll_tx) and [`receive`](Self::receive).
+    pub fn port(&self) -> Port {
+        self.port.port()
+    }
+
+    /// Frames that fit in the TX pool right now (one page each).
+    pub fn tx_free_buffers(&self) -> usize {
+        self.tx_free.len()
+    }
+
+    pub(crate) fn check(&self) -> Result<(), NetError> {
+        match self.broken {
+            Some(v) => Err(NetError::Broken(v)),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn fail(&mut self, v: Violation) -> NetError {
+        if self.broken.is_none() {
+            self.broken = Some(v);
+        }
+        NetError::Broken(self.broken.unwrap_or(v))
+    }
+
+    pub(crate) fn notify(&mut self) -> Result<(), NetError> {
+        self.stats.notifications += 1;
+        self.port.notify(&self.platform).map_err(NetError::Event)
+    }
+
+    /// Takes the queue apart: closes the channel and revokes every grant.
+    /// A grant the backend still maps is not reused: it goes to the grant
+    /// table's deferred list (XSA-396) and [`Teardown::deferred`] counts
+    /// it; then treat the device as broken, as Linux does.
+    pub fn disconnect<const N: usize>(
+        self,
+        events: &mut EventChannels<T::Platform, N>,
+    ) -> Teardown {
+        let closed = events.close(self.port).is_ok();
+        let mut t = Teardown {
+            revoked: 0,
+            deferred: 0,
+            port_closed: closed,
+        };
+        let grants = [self.tx.into_inner(), self.rx.into_inner()]
+            .into_iter()
+            .chain(self.tx_bufs.into_iter().map(|b| b.grant))
+            .chain(self.rx_bufs);
+        for g in grants {
+            match g.revoke_or_defer() {
+                Some(_) => t.revoked += 1,
+                None => t.deferred += 1,
+            }
+        }
+        t
+    }
+}
+
+/// What [`NetQueue::disconnect`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Teardown {
+    /// Grants revoked and their pages freed.
+    pub revoked: usize,
+    /// Grants the backend still mapped: on the table's deferred list, never
+    /// reused while mapped.
+    pub deferred: usize,
+    /// The event channel was closed.
+    pub port_closed: bool,
+}
+
+impl Teardown {
+    /// Everything revoked and closed: the device may be reconnected cleanly.
+    pub fn is_clean(&self) -> bool {
+        self.deferred == 0 && self.port_closed
+    }
+}
+
+impl<T: TableHandle> Offer<T> {
+    /// The `tx-ring-ref` to publish.
+    pub fn tx_ring_ref(&self) -> GrantRef {
+        self.queue_parts.tx.memory().gref()
+    }
+
+    /// The `rx-ring-ref` to publish.
+    pub fn rx_ring_ref(&self) -> GrantRef {
+        self.queue_parts.rx.memory().gref()
+    }
+
+    /// The `event-channel` to publish.
+    pub fn event_channel(&self) -> Port {
+        self.unbound.port()
+    }
+
+    /// The backend bound the channel: posts the RX pool and returns the
+    /// running queue. If the channel is not bound yet, the offer comes back.
+    #[allow(clippy::result_large_err)]
+    pub fn connected<const N: usize>(
+        self,
+        events: &EventChannels<T::Platform, N>,
+    ) -> Result<NetQueue<T>, (Self, NetError)> {
+        let port = match events.connected(self.unbound) {
+            Ok(p) => p,
+            Err((unbound, e)) => {
+                return Err((
+                    Self {
+                        queue_parts: self.queue_parts,
+                        unbound,
+                    },
+                    NetError::Event(e),
+                ));
+            }
+        };
+        let p = self.queue_parts;
+        let ring = p.rx.size() as usize;
+        let mut q = NetQueue {
+            platform: p.platform,
+            config: p.config,
+            tx_outstanding: alloc::vec![false; p.tx_bufs.len()],
+            tx_free: (0..p.tx_bufs.len() as u16).rev().collect(),
+            tx_bufs: p.tx_bufs,
+            rx_outstanding: alloc::vec![false; p.rx_bufs.len()],
+            rx_free: (0..p.rx_bufs.len() as u16).rev().collect(),
+            rx_bufs: p.rx_bufs,
+            rx_slot_buf: alloc::vec![0; ring],
+            tx: p.tx,
+            rx: p.rx,
+            port,
+            partial: Partial::default(),
+            broken: None,
+            stats: Stats::default(),
+        };
+        // Only the notification can fail here; every `receive` refills and
+        // notifies again, so a failure now loses nothing.
+        q.refill_rx().ok();
+        Ok(q)
+    }
+}
