@@ -1,0 +1,391 @@
+//! The connected backend: [`BlkBack`] serves one frontend's ring.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt;
+
+use xenpv_evtchn::{InterdomainPort, Outcome};
+use xenpv_grant::{CopyEnd, CopyOp, ForeignGrants, MappedPages, Page};
+use xenpv_platform::{PAGE_SIZE, Platform};
+use xenpv_ring::protocols::Blkif;
+use xenpv_ring::{BackRing, RingError};
+use xenpv_sys::io::blkif::{
+    BLKIF_DISCARD_SECURE, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD,
+    BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE,
+    BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, BLKIF_SEGMENTS_PER_INDIRECT_FRAME,
+    BlkifRequest, BlkifRequestDiscard, BlkifRequestIndirect, BlkifRequestSegment, BlkifResponse,
+};
+use xenpv_sys::xen::DomId;
+use zerocopy::{FromBytes, IntoBytes};
+
+use crate::error::BackError;
+use crate::image::Image;
+
+/// What [`BlkBack::new`] hands back when it cannot start: why, and the
+/// ring mapping, port and image it was given.
+pub type Refused<P, I> = Box<(BackError, MappedPages<P>, InterdomainPort, I)>;
+
+/// Counters of one backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackStats {
+    /// Requests answered.
+    pub requests: u64,
+    /// Requests answered `BLKIF_RSP_ERROR`.
+    pub errors: u64,
+    /// Requests answered `BLKIF_RSP_EOPNOTSUPP`.
+    pub unsupported: u64,
+    /// Data segments transferred.
+    pub segments: u64,
+    /// Indirect requests.
+    pub indirect: u64,
+    /// Notifications sent to the frontend.
+    pub notifications: u64,
+}
+
+/// One connected frontend: its ring (mapped), event channel and the image.
+///
+/// Data moves by grant copy (`GNTTABOP_copy`) between the frontend's
+/// grants and a private page, so persistent and per-request grants are
+/// served alike and nothing of the frontend stays mapped but the ring.
+/// Every request is copied out of the ring once and validated as a whole
+/// — operation known, segment count within limits, each segment's
+/// `first_sect <= last_sect < 8`, indirect descriptors (read from a private
+/// copy of the indirect pages), sector range inside the image, write to a
+/// read-only image — before anything is transferred; a bad request gets
+/// `BLKIF_RSP_ERROR` and nothing outside the image is touched. Responses
+/// are written whole, padding zeroed (XSA-216).
+pub struct BlkBack<P: Platform + Clone, I: Image> {
+    ring: BackRing<Blkif, MappedPages<P>>,
+    port: InterdomainPort,
+    platform: P,
+    foreign: ForeignGrants<P>,
+    frontend: DomId,
+    image: I,
+    data: Page<P>,
+    indirect: Page<P>,
+    segs: Vec<BlkifRequestSegment>,
+    max_indirect: usize,
+    stats: BackStats,
+    broken: bool,
+}
+
+impl<P: Platform + Clone, I: Image> fmt::Debug for BlkBack<P, I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlkBack")
+            .field("frontend", &self.frontend)
+            .field("port", &self.port)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Platform + Clone, I: Image> BlkBack<P, I> {
+    /// Serves `image` on the frontend's ring (`ring`, already mapped) and
+    /// channel (`port`, already bound), accepting indirect requests of up
+    /// to `max_indirect` segments (what `feature-max-indirect-segments`
+    /// said).
+    pub fn new(
+        platform: P,
+        frontend: DomId,
+        ring: MappedPages<P>,
+        port: InterdomainPort,
+        image: I,
+        max_indirect: u32,
+    ) -> Result<Self, Refused<P, I>> {
+        let pages = Page::new(platform.clone()).zip(Page::new(platform.clone()));
+        let Some((data, indirect)) = pages else {
+            return Err(Box::new((BackError::OutOfMemory, ring, port, image)));
+        };
+        let ring = match BackRing::init(ring) {
+            Ok(r) => r,
+            Err((e, ring)) => return Err(Box::new((BackError::Ring(e), ring, port, image))),
+        };
+        let max_indirect = (max_indirect as usize)
+            .min(crate::MAX_INDIRECT_SEGMENTS as usize)
+            .max(BLKIF_MAX_SEGMENTS_PER_REQUEST);
+        Ok(Self {
+            ring,
+            port,
+            foreign: ForeignGrants::new(platform.clone()),
+            platform,
+            frontend,
+            image,
+            data,
+            indirect,
+            segs: Vec::with_capacity(max_indirect),
+            max_indirect,
+            stats: BackStats::default(),
+            broken: false,
+        })
+    }
+
+    /// The image.
+    pub fn image(&self) -> &I {
+        &self.image
+    }
+
+    /// The image, to change it (e.g. resize, then [`crate::BackConnector`]'s
+    /// resize announcement).
+    pub fn image_mut(&mut self) -> &mut I {
+        &mut self.image
+    }
+
+    /// The event channel.
+    pub fn port(&self) -> &InterdomainPort {
+        &self.port
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> BackStats {
+        self.stats
+    }
+
+    /// Whether the frontend broke the ring.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Call from the event dispatcher for this port: whether requests
+    /// are waiting (`Spurious` otherwise).
+    pub fn on_event(&mut self) -> Outcome {
+        match self.ring.unconsumed_requests() {
+            Ok(n) if n > 0 => Outcome::Work,
+            _ => Outcome::Spurious,
+        }
+    }
+
+    /// Answers up to `budget` requests; returns how many. Notifies the
+    /// frontend if the ring says so. Impossible ring indices break the
+    /// backend ([`BackError::Ring`], then [`BackError::Broken`]).
+    pub fn process(&mut self, budget: usize) -> Result<usize, BackError> {
+        if self.broken {
+            return Err(BackError::Broken);
+        }
+        let mut done = 0;
+        let r = self.process_inner(budget, &mut done);
+        if self.ring.push_responses() {
+            self.stats.notifications += 1;
+            self.port.notify(&self.platform)?;
+        }
+        r.map(|()| done)
+    }
+
+    fn process_inner(&mut self, budget: usize, done: &mut usize) -> Result<(), BackError> {
+        while *done < budget {
+            let req = match self.ring.get_request() {
+                Ok(Some(r)) => r,
+                Ok(None) => match self.ring.final_check_for_requests() {
+                    Ok(true) => continue,
+                    Ok(false) => return Ok(()),
+                    Err(e) => return Err(self.fail(e)),
+                },
+                Err(e) => return Err(self.fail(e)),
+            };
+            let (operation, status) = self.handle(&req);
+            let rsp = BlkifResponse {
+                id: req.id,
+                operation,
+                _pad0: 0,
+                status,
+                _pad1: 0,
+            };
+            self.stats.requests += 1;
+            match status {
+                BLKIF_RSP_ERROR => self.stats.errors += 1,
+                BLKIF_RSP_EOPNOTSUPP => self.stats.unsupported += 1,
+                _ => {}
+            }
+            self.ring.put_response(rsp).map_err(|e| self.fail(e))?;
+            *done += 1;
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, e: RingError) -> BackError {
+        self.broken = true;
+        BackError::Ring(e)
+    }
+
+    /// The operation to echo and the status.
+    fn handle(&mut self, req: &BlkifRequest) -> (u8, i16) {
+        match req.operation {
+            BLKIF_OP_READ | BLKIF_OP_WRITE => {
+                let n = usize::from(req.nr_segments);
+                self.segs.clear();
+                match req.seg.get(..n) {
+                    Some(segs) if n > 0 => self.segs.extend_from_slice(segs),
+                    _ => return (req.operation, BLKIF_RSP_ERROR),
+                }
+                (
+                    req.operation,
+                    self.transfer(req.operation, req.sector_number),
+                )
+            }
+            BLKIF_OP_INDIRECT => {
+                let Ok((ind, _)) = BlkifRequestIndirect::read_from_prefix(req.as_bytes()) else {
+                    return (req.operation, BLKIF_RSP_ERROR);
+                };
+                let op = ind.indirect_op;
+                if op != BLKIF_OP_READ && op != BLKIF_OP_WRITE {
+                    return (op, BLKIF_RSP_ERROR);
+                }
+                self.stats.indirect += 1;
+                let status = match self.load_indirect(&ind) {
+                    Ok(()) => self.transfer(op, ind.sector_number),
+                    Err(()) => BLKIF_RSP_ERROR,
+                };
+                (op, status)
+            }
+            BLKIF_OP_FLUSH_DISKCACHE => {
+                let status = match self.image.flush() {
+                    Ok(()) => BLKIF_RSP_OKAY,
+                    Err(_) => BLKIF_RSP_ERROR,
+                };
+                (req.operation, status)
+            }
+            BLKIF_OP_DISCARD => {
+                let Ok((d, _)) = BlkifRequestDiscard::read_from_prefix(req.as_bytes()) else {
+                    return (req.operation, BLKIF_RSP_ERROR);
+                };
+                (req.operation, self.discard(&d))
+            }
+            // Barriers are not offered (no feature-barrier): EOPNOTSUPP, as
+            // Linux answers; anything else is unknown.
+            xenpv_sys::io::blkif::BLKIF_OP_WRITE_BARRIER => (req.operation, BLKIF_RSP_EOPNOTSUPP),
+            op => (op, BLKIF_RSP_ERROR),
+        }
+    }
+
+    fn discard(&mut self, d: &BlkifRequestDiscard) -> i16 {
+        if !self.image.supports_discard() || d.flag & !BLKIF_DISCARD_SECURE != 0 {
+            return BLKIF_RSP_EOPNOTSUPP;
+        }
+        match d.sector_number.checked_add(d.nr_sectors) {
+            Some(end) if d.nr_sectors > 0 && end <= self.image.sectors() => {}
+            _ => return BLKIF_RSP_ERROR,
+        }
+        match self.image.discard(d.sector_number, d.nr_sectors) {
+            Ok(()) => BLKIF_RSP_OKAY,
+            Err(_) => BLKIF_RSP_ERROR,
+        }
+    }
+
+    /// Copies the indirect pages into a private page, one at a time, and
+    /// parses the descriptors from that copy into `segs`.
+    fn load_indirect(&mut self, ind: &BlkifRequestIndirect) -> Result<(), ()> {
+        let n = usize::from(ind.nr_segments);
+        if n == 0 || n > self.max_indirect {
+            return Err(());
+        }
+        self.segs.clear();
+        let pages = n.div_ceil(BLKIF_SEGMENTS_PER_INDIRECT_FRAME);
+        let grefs = ind.indirect_grefs.get(..pages).ok_or(())?;
+        for (k, &gref) in grefs.iter().enumerate() {
+            let here =
+                (n - k * BLKIF_SEGMENTS_PER_INDIRECT_FRAME).min(BLKIF_SEGMENTS_PER_INDIRECT_FRAME);
+            let op = CopyOp {
+                source: CopyEnd::Grant {
+                    domid: self.frontend,
+                    gref,
+                    offset: 0,
+                },
+                dest: CopyEnd::Local {
+                    frame: self.indirect.local_frame(),
+                    offset: 0,
+                },
+                len: (here * 8) as u16,
+            };
+            let [r] = self.foreign.copy(&[op]);
+            r.map_err(|_| ())?;
+            let bytes = self.indirect.as_bytes().get(..here * 8).ok_or(())?;
+            for chunk in bytes.chunks_exact(8) {
+                let seg = BlkifRequestSegment::read_from_bytes(chunk).map_err(|_| ())?;
+                self.segs.push(seg);
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates `segs` as a whole, then moves the data.
+    fn transfer(&mut self, op: u8, sector: u64) -> i16 {
+        let write = op == BLKIF_OP_WRITE;
+        if write && self.image.readonly() {
+            return BLKIF_RSP_ERROR;
+        }
+        let mut total: u64 = 0;
+        for s in &self.segs {
+            if s.first_sect > s.last_sect || usize::from(s.last_sect) >= PAGE_SIZE / 512 {
+                return BLKIF_RSP_ERROR;
+            }
+            total += u64::from(s.last_sect - s.first_sect) + 1;
+        }
+        match sector.checked_add(total) {
+            Some(end) if end <= self.image.sectors() => {}
+            _ => return BLKIF_RSP_ERROR,
+        }
+        let mut at = sector;
+        for i in 0..self.segs.len() {
+            let Some(s) = self.segs.get(i).copied() else {
+                return BLKIF_RSP_ERROR;
+            };
+            let sectors = u64::from(s.last_sect - s.first_sect) + 1;
+            let len = (sectors * 512) as usize;
+            let grant = CopyEnd::Grant {
+                domid: self.frontend,
+                gref: s.gref,
+                offset: u16::from(s.first_sect) * 512,
+            };
+            let ok = if write {
+                self.copy(grant, len, true)
+                    && match self.data.as_bytes().get(..len) {
+                        Some(d) => self.image.write(at, d).is_ok(),
+                        None => false,
+                    }
+            } else {
+                let read = match self.data.as_bytes_mut().get_mut(..len) {
+                    Some(d) => self.image.read(at, d).is_ok(),
+                    None => false,
+                };
+                read && self.copy(grant, len, false)
+            };
+            if !ok {
+                return BLKIF_RSP_ERROR;
+            }
+            self.stats.segments += 1;
+            at += sectors;
+        }
+        BLKIF_RSP_OKAY
+    }
+
+    /// One grant copy between the frontend's grant and the private data
+    /// page (`from_grant`: grant → page).
+    fn copy(&mut self, grant: CopyEnd<'_>, len: usize, from_grant: bool) -> bool {
+        let local = CopyEnd::Local {
+            frame: self.data.local_frame(),
+            offset: 0,
+        };
+        let (source, dest) = if from_grant {
+            (grant, local)
+        } else {
+            (local, grant)
+        };
+        let [r] = self.foreign.copy(&[CopyOp {
+            source,
+            dest,
+            len: len as u16,
+        }]);
+        r.is_ok()
+    }
+
+    /// Takes the backend apart: unmaps the ring and gives back the port
+    /// (close it) and the image. If Xen refuses the unmap, the mapping is
+    /// returned in the error.
+    pub fn teardown(self) -> (InterdomainPort, I, Result<(), BackError>) {
+        let r = self
+            .ring
+            .into_inner()
+            .unmap()
+            .map_err(|(e, _)| BackError::Grant(e));
+        (self.port, self.image, r)
+    }
+}

@@ -1,0 +1,289 @@
+//! blkfront against blkback across two domains on the simulated Xen.
+
+mod common;
+
+use common::*;
+use xenpv_blkback::{BackConfig, Image, RamImage};
+use xenpv_blkfront::{Change, Error, Feature, FlushKind, QueueConfig, Request};
+use xenpv_mock::toolstack::{self, VbdConfig};
+
+fn key<'a>(keys: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    keys.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn handshake_publishes_every_key_and_reads_the_disk() {
+    let mut env = env();
+    let (front, _back, _bc, keys) = connect_with(
+        &mut env,
+        RamImage::new(2048),
+        QueueConfig {
+            max_ring_page_order: 0,
+            ..QueueConfig::DEFAULT
+        },
+        BackConfig::DEFAULT,
+    );
+    let xs = env.xen.xenstore();
+    let read = |k: &str| xs.read_string(&format!("{}/{k}", env.dev.frontend_path));
+    assert_eq!(key(&keys, "ring-ref").map(str::to_owned), read("ring-ref"));
+    assert!(read("ring-page-order").is_none());
+    assert_eq!(read("protocol").as_deref(), Some("x86_64-abi"));
+    assert_eq!(read("feature-persistent").as_deref(), Some("1"));
+    assert_eq!(
+        read("event-channel"),
+        Some(front.queue_ref().port().port().raw().to_string())
+    );
+    assert_eq!(read("state").as_deref(), Some("4"));
+    let disk = front.disk();
+    assert_eq!(disk.sectors, 2048);
+    assert_eq!(disk.sector_size, 512);
+    assert_eq!(disk.flush, Some(FlushKind::FlushCache));
+    assert!(disk.discard.is_some_and(|d| d.secure));
+    assert_eq!(disk.max_indirect_segments, 256);
+    assert!(!disk.readonly());
+    assert_eq!(front.queue_ref().ring_pages(), 1);
+}
+
+#[test]
+fn writes_reads_flushes_and_discards_through_unaligned_buffers() {
+    let mut env = env();
+    let (mut front, mut back, _bc) = connect(&mut env, 4096);
+    let data = pattern(3 * 4096 + 1024, 7);
+    // An unaligned caller buffer: one byte into a Vec.
+    let mut storage = vec![0u8; data.len() + 1];
+    storage[1..].copy_from_slice(&data);
+    run_backend(&mut back, |w| {
+        front.queue().write_blocking(10, &storage[1..], w)
+    })
+    .unwrap();
+    assert_eq!(
+        &back.image().bytes()[10 * 512..10 * 512 + data.len()],
+        &data[..]
+    );
+    let mut out = vec![0u8; data.len() + 3];
+    run_backend(&mut back, |w| {
+        front.queue().read_blocking(10, &mut out[3..], w)
+    })
+    .unwrap();
+    assert_eq!(&out[3..], &data[..]);
+    let flushes = back.image().flushes();
+    run_backend(&mut back, |w| front.queue().flush_blocking(w)).unwrap();
+    assert_eq!(back.image().flushes(), flushes + 1);
+    run_backend(&mut back, |w| {
+        front.queue().discard_blocking(10, 8, false, w)
+    })
+    .unwrap();
+    assert!(
+        back.image().bytes()[10 * 512..18 * 512]
+            .iter()
+            .all(|&b| b == 0)
+    );
+    assert_eq!(
+        &back.image().bytes()[18 * 512..19 * 512],
+        &data[8 * 512..9 * 512]
+    );
+    run_backend(&mut back, |w| {
+        front.queue().discard_blocking(18, 1, true, w)
+    })
+    .unwrap();
+    // Outside the disk: refused locally, nothing sent.
+    let before = back.stats().requests;
+    assert_eq!(
+        front.queue().submit(Request::Read {
+            sector: 4095,
+            len: 1024
+        }),
+        Err(Error::OutOfRange {
+            sector: 4095,
+            count: 2
+        })
+    );
+    assert_eq!(back.stats().requests, before);
+}
+
+#[test]
+fn multi_page_ring_holds_more_requests_than_one_page() {
+    let mut env = env();
+    let (front, mut back, _bc, keys) = connect_with(
+        &mut env,
+        RamImage::new(4096),
+        QueueConfig {
+            max_ring_page_order: 2,
+            ..QueueConfig::DEFAULT
+        },
+        BackConfig::DEFAULT,
+    );
+    let mut front = front;
+    assert_eq!(key(&keys, "ring-page-order"), Some("2"));
+    for i in 0..4 {
+        assert!(key(&keys, &format!("ring-ref{i}")).is_some());
+    }
+    assert!(key(&keys, "ring-ref").is_none());
+    assert_eq!(front.queue_ref().ring_size(), 128);
+    // 100 one-page writes in flight at once: more than a 32-slot ring holds.
+    let mut ids = Vec::new();
+    for i in 0..100u64 {
+        let data = pattern(4096, i as u8);
+        ids.push(
+            front
+                .queue()
+                .submit(Request::Write {
+                    sector: i * 8,
+                    data: &data,
+                })
+                .unwrap(),
+        );
+    }
+    assert_eq!(front.queue_ref().in_flight(), 100);
+    assert_eq!(back.process(1000).unwrap(), 100);
+    let mut done = 0;
+    while let Some(c) = front.queue().poll().unwrap() {
+        assert!(ids.contains(&c.id) && c.result.is_ok());
+        done += 1;
+    }
+    assert_eq!(done, 100);
+    for i in 0..100usize {
+        assert_eq!(
+            &back.image().bytes()[i * 4096..(i + 1) * 4096],
+            &pattern(4096, i as u8)[..]
+        );
+    }
+}
+
+#[test]
+fn large_io_uses_indirect_requests_when_offered() {
+    let mut env = env();
+    let (mut front, mut back, _bc) = connect(&mut env, 8192);
+    let data = pattern(128 * 1024, 3);
+    run_backend(&mut back, |w| front.queue().write_blocking(0, &data, w)).unwrap();
+    // 32 segments per request (our default), so one indirect request.
+    assert_eq!(front.queue_ref().stats().indirect, 1);
+    assert_eq!(back.stats().indirect, 1);
+    let mut out = vec![0u8; data.len()];
+    run_backend(&mut back, |w| front.queue().read_blocking(0, &mut out, w)).unwrap();
+    assert_eq!(out, data);
+    assert_eq!(&back.image().bytes()[..data.len()], &data[..]);
+}
+
+#[test]
+fn large_io_is_split_at_eleven_segments_without_indirect() {
+    let mut env = env();
+    let (mut front, mut back, _bc, _) = connect_with(
+        &mut env,
+        RamImage::new(8192),
+        QueueConfig::DEFAULT,
+        BackConfig {
+            max_indirect_segments: 0,
+            ..BackConfig::DEFAULT
+        },
+    );
+    assert!(!front.queue_ref().uses_indirect());
+    let data = pattern(128 * 1024, 9);
+    run_backend(&mut back, |w| front.queue().write_blocking(8, &data, w)).unwrap();
+    // 32 pages: 11 + 11 + 10.
+    assert_eq!(front.queue_ref().stats().requests, 3);
+    assert_eq!(front.queue_ref().stats().indirect, 0);
+    assert_eq!(back.stats().segments, 32);
+    assert_eq!(&back.image().bytes()[4096..4096 + data.len()], &data[..]);
+}
+
+#[test]
+fn read_only_disk_refuses_writes_locally() {
+    let mut env = env();
+    let (mut front, mut back, _bc, _) = connect_with(
+        &mut env,
+        RamImage::new(64).with_readonly(true),
+        QueueConfig::DEFAULT,
+        BackConfig::DEFAULT,
+    );
+    assert!(front.disk().readonly());
+    let data = [1u8; 512];
+    assert_eq!(
+        front.queue().submit(Request::Write {
+            sector: 0,
+            data: &data
+        }),
+        Err(Error::Unsupported(Feature::Write))
+    );
+    assert!(front.disk().discard.is_none());
+    assert_eq!(back.stats().requests, 0);
+    // Reads still work.
+    let mut out = [9u8; 512];
+    run_backend(&mut back, |w| front.queue().read_blocking(0, &mut out, w)).unwrap();
+    assert_eq!(out, [0u8; 512]);
+}
+
+#[test]
+fn resize_is_reported() {
+    let mut env = env();
+    let (mut front, mut back, mut bc) = connect(&mut env, 64);
+    assert_eq!(front.refresh(&mut env.fxs), Ok(Change::None));
+    back.image_mut().resize(128);
+    bc.announce_resize(&mut env.bxs, back.image().sectors())
+        .unwrap();
+    assert_eq!(front.refresh(&mut env.fxs), Ok(Change::Resized(128)));
+    assert_eq!(front.disk().sectors, 128);
+    let data = pattern(512, 4);
+    run_backend(&mut back, |w| front.queue().write_blocking(100, &data, w)).unwrap();
+}
+
+#[test]
+fn reconnects_after_toolstack_unplug_and_replug() {
+    let mut env = env();
+    let (mut front, mut back, _bc) = connect(&mut env, 256);
+    let data = pattern(4096, 5);
+    run_backend(&mut back, |w| front.queue().write_blocking(0, &data, w)).unwrap();
+    toolstack::remove_device(&env.xen, &env.dev).unwrap();
+    assert!(front.refresh(&mut env.fxs).is_err());
+    // The backend lets go first, then the frontend can revoke everything.
+    let (port, image, r) = back.teardown();
+    r.unwrap();
+    env.bev.close(port).unwrap();
+    front.teardown(&mut env.fev).unwrap();
+    env.dev = toolstack::add_vbd(
+        &env.xen,
+        env.fd.domid(),
+        env.bd.domid(),
+        DEVID,
+        &VbdConfig::default(),
+    )
+    .unwrap();
+    let (mut front, mut back, _bc, _) =
+        connect_with(&mut env, image, QueueConfig::DEFAULT, BackConfig::DEFAULT);
+    let mut out = vec![0u8; 4096];
+    run_backend(&mut back, |w| front.queue().read_blocking(0, &mut out, w)).unwrap();
+    assert_eq!(out, data);
+}
+
+#[test]
+fn xsa396_pages_still_mapped_at_disconnect_are_not_reused() {
+    let mut env = env();
+    let (front, back, _bc, keys) = connect_with(
+        &mut env,
+        RamImage::new(64),
+        QueueConfig::DEFAULT,
+        BackConfig::DEFAULT,
+    );
+    let ring_refs: Vec<u32> = keys
+        .iter()
+        .filter(|(k, _)| k.starts_with("ring-ref"))
+        .map(|(_, v)| v.parse().unwrap())
+        .collect();
+    // The frontend disconnects while the backend still maps the ring.
+    assert_eq!(front.teardown(&mut env.fev), Err(Error::StillMapped));
+    let deferred = env.table.deferred_stats();
+    assert_eq!(ring_refs.len(), 4);
+    // The ring's four pages went on the deferred list (as one set).
+    assert!(deferred.pending >= 1 && deferred.deferred >= 1);
+    // A new grant never gets a reference still mapped by the backend.
+    for _ in 0..64 {
+        let r = env.table.alloc_ref().unwrap();
+        assert!(!ring_refs.contains(&r.gref()));
+        std::mem::forget(r);
+    }
+    // Once the backend unmaps, the deferred pages can be freed.
+    let (_port, _image, r) = back.teardown();
+    r.unwrap();
+    env.table.retry_deferred(16);
+    assert_eq!(env.table.deferred_stats().pending, 0);
+}
