@@ -80,6 +80,19 @@ pub fn connect_with(
     fcfg: QueueConfig,
     bcfg: BackConfig,
 ) -> (Front, Back, BackConnector<RamImage>, Vec<(String, String)>) {
+    connect_tweaked(env, image, fcfg, bcfg, |_| {})
+}
+
+/// [`connect_with`], running `tweak` once the backend published its
+/// features (to change them as another backend would).
+pub fn connect_tweaked(
+    env: &mut Env,
+    image: RamImage,
+    fcfg: QueueConfig,
+    bcfg: BackConfig,
+    tweak: impl FnOnce(&Env),
+) -> (Front, Back, BackConnector<RamImage>, Vec<(String, String)>) {
+    let mut tweak = Some(tweak);
     // Fresh watch tokens per connection: the old connectors' watches stay
     // registered with the clients.
     static N: AtomicU32 = AtomicU32::new(0);
@@ -93,6 +106,9 @@ pub fn connect_with(
             back = bc
                 .poll(&mut env.bxs, &mut env.bev)
                 .expect("backend handshake");
+            if let Some(t) = tweak.take() {
+                t(env);
+            }
         }
         if front.is_none() {
             front = fc
