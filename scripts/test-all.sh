@@ -32,10 +32,15 @@ cargo test --manifest-path scripts/xen-testbed/dom0-peer/Cargo.toml
 # The hypercall register contract only shows under optimisation.
 cargo test --release -p xenpv-sys --test hypercall
 
-step "loom models (every interleaving up to a preemption bound; see crates/ring/tests/loom_ring.rs)"
+step "loom models (every interleaving up to a preemption bound; see the README's test list)"
 # Its own target directory: --cfg loom rebuilds everything it touches.
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}/loom" \
-    cargo test --release -p xenpv-ring --test loom_ring --test loom_ring_weakened
+    cargo test --release \
+    -p xenpv-ring --test loom_ring --test loom_ring_weakened \
+    -p xenpv-shmem --test loom_spinlock \
+    -p xenpv-platform --test loom_pool \
+    -p xenpv-grant --test loom_table \
+    -p xenpv-evtchn --test loom_wakers
 
 step "B1 smoke run (a missed notification deadlocks it; unequal notify counts fail it)"
 cargo run --release -p xenpv-bench --bin b1-ring -- --quick

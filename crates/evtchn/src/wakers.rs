@@ -1,11 +1,13 @@
 //! Per-port wakers for async consumers, without a heap: see [`PortWakers`].
 
-use core::cell::UnsafeCell;
 use core::future::Future;
 use core::pin::Pin;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Release, SeqCst};
-use core::sync::atomic::{AtomicU8, AtomicU32};
 use core::task::{Context, Poll, Waker};
+
+// `core`'s, or loom's under `--cfg loom` (tests/loom_wakers.rs).
+use xenpv_shmem::sync::UnsafeCell;
+use xenpv_shmem::sync::atomic::{AtomicU8, AtomicU32};
 
 use crate::{Outcome, Port};
 
@@ -29,7 +31,16 @@ struct AtomicWaker {
 unsafe impl Sync for AtomicWaker {}
 
 impl AtomicWaker {
+    #[cfg(not(loom))]
     const fn new() -> Self {
+        Self {
+            state: AtomicU8::new(WAITING),
+            waker: UnsafeCell::new(None),
+        }
+    }
+
+    #[cfg(loom)]
+    fn new() -> Self {
         Self {
             state: AtomicU8::new(WAITING),
             waker: UnsafeCell::new(None),
@@ -45,11 +56,12 @@ impl AtomicWaker {
             WAITING => {
                 // SAFETY: this call moved the state WAITING → REGISTERING, so
                 // no other party touches the cell until it moves it back.
-                let cell = unsafe { &mut *self.waker.get() };
-                match cell {
-                    Some(old) if old.will_wake(waker) => {}
-                    _ => *cell = Some(waker.clone()),
-                }
+                unsafe {
+                    self.waker.with_mut(|cell| match cell {
+                        Some(old) if old.will_wake(waker) => {}
+                        _ => *cell = Some(waker.clone()),
+                    })
+                };
                 if self
                     .state
                     .compare_exchange(REGISTERING, WAITING, AcqRel, Acquire)
@@ -59,7 +71,7 @@ impl AtomicWaker {
                     // and left the cell to us: deliver it ourselves.
                     // SAFETY: still REGISTERING-owned: `take` only touches
                     // the cell after moving the state from WAITING.
-                    let w = unsafe { (*self.waker.get()).take() };
+                    let w = unsafe { self.waker.with_mut(Option::take) };
                     self.state.swap(WAITING, AcqRel);
                     if let Some(w) = w {
                         w.wake();
@@ -78,7 +90,7 @@ impl AtomicWaker {
             WAITING => {
                 // SAFETY: this call moved the state WAITING → WAKING, so no
                 // registrar touches the cell until the bit is cleared below.
-                let w = unsafe { (*self.waker.get()).take() };
+                let w = unsafe { self.waker.with_mut(Option::take) };
                 self.state.fetch_and(!WAKING, Release);
                 w
             }
@@ -112,7 +124,17 @@ struct Slot {
 }
 
 impl Slot {
+    #[cfg(not(loom))]
     const fn new() -> Self {
+        Self {
+            port: AtomicU32::new(0),
+            flags: AtomicU32::new(0),
+            waker: AtomicWaker::new(),
+        }
+    }
+
+    #[cfg(loom)]
+    fn new() -> Self {
         Self {
             port: AtomicU32::new(0),
             flags: AtomicU32::new(0),
@@ -206,10 +228,20 @@ impl<const N: usize> Default for PortWakers<N> {
 
 impl<const N: usize> PortWakers<N> {
     /// An empty table.
+    #[cfg(not(loom))]
     #[must_use]
     pub const fn new() -> Self {
         Self {
             slots: [const { Slot::new() }; N],
+        }
+    }
+
+    /// An empty table (not `const` under loom, whose atomics are not).
+    #[cfg(loom)]
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            slots: core::array::from_fn(|_| Slot::new()),
         }
     }
 

@@ -1,9 +1,9 @@
 //! A heap-free page allocator over a fixed region, for platform
 //! implementations that have no allocator of their own.
 
-use core::cell::UnsafeCell;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, Ordering};
+
+use xenpv_shmem::sync::SpinLock;
 
 use crate::PAGE_SIZE;
 
@@ -108,12 +108,8 @@ impl<const WORDS: usize> PagePool<WORDS> {
 /// windows (which must not be written, so it never touches the units).
 pub struct RunAllocator<const WORDS: usize> {
     len: usize,
-    lock: AtomicBool,
-    used: UnsafeCell<[u64; WORDS]>,
+    used: SpinLock<[u64; WORDS]>,
 }
-
-// SAFETY: the bitmap is only accessed with `lock` held (see `with_bitmap`).
-unsafe impl<const WORDS: usize> Sync for RunAllocator<WORDS> {}
 
 impl<const WORDS: usize> core::fmt::Debug for RunAllocator<WORDS> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -125,14 +121,27 @@ impl<const WORDS: usize> core::fmt::Debug for RunAllocator<WORDS> {
 
 impl<const WORDS: usize> RunAllocator<WORDS> {
     /// Tracks `len` units; `None` if `len > 64 * WORDS`.
+    #[cfg(not(loom))]
     pub const fn new(len: usize) -> Option<Self> {
         if len > WORDS * 64 {
             return None;
         }
         Some(Self {
             len,
-            lock: AtomicBool::new(false),
-            used: UnsafeCell::new([0; WORDS]),
+            used: SpinLock::new([0; WORDS]),
+        })
+    }
+
+    /// Tracks `len` units; `None` if `len > 64 * WORDS` (not `const` under
+    /// loom, whose atomics are not).
+    #[cfg(loom)]
+    pub fn new(len: usize) -> Option<Self> {
+        if len > WORDS * 64 {
+            return None;
+        }
+        Some(Self {
+            len,
+            used: SpinLock::new([0; WORDS]),
         })
     }
 
@@ -147,17 +156,7 @@ impl<const WORDS: usize> RunAllocator<WORDS> {
     }
 
     fn with_bitmap<R>(&self, f: impl FnOnce(&mut [u64; WORDS]) -> R) -> R {
-        while self
-            .lock
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            core::hint::spin_loop();
-        }
-        // SAFETY: `lock` is held, so this is the only reference to the bitmap.
-        let r = f(unsafe { &mut *self.used.get() });
-        self.lock.store(false, Ordering::Release);
-        r
+        f(&mut self.used.lock())
     }
 
     /// Claims `count` contiguous units; returns the first one.

@@ -208,19 +208,8 @@ fn run(
     );
 }
 
-/// A loom model with a preemption bound of 4 (seconds, not hours).
-/// Returns how many executions loom explored.
+/// A loom model with a preemption bound of 4 (seconds, not hours); returns
+/// how many executions loom explored.
 pub fn model(f: impl Fn() + Sync + Send + 'static) -> usize {
-    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-    let runs = std::sync::Arc::new(AtomicUsize::new(0));
-    let counter = std::sync::Arc::clone(&runs);
-    let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(4);
-    b.check(move || {
-        counter.fetch_add(1, Relaxed);
-        f();
-    });
-    let n = runs.load(Relaxed);
-    println!("loom explored {n} executions");
-    n
+    xenpv_shmem::sync::loom_check(4, f)
 }
