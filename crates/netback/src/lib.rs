@@ -24,11 +24,13 @@
 
 extern crate alloc;
 
+mod connect;
 mod error;
 mod queue;
 mod rx;
 mod tx;
 
+pub use connect::{BackConnectConfig, BackConnector, ConnectError, NetBack};
 pub use error::{BackError, FrontViolation};
 pub use queue::{BackQueue, Config, Stats};
 

@@ -61,11 +61,13 @@
 
 extern crate alloc;
 
+mod connect;
 mod error;
 mod queue;
 mod rx;
 mod tx;
 
+pub use connect::{BackendFeatures, ConnectConfig, ConnectError, Connector, MAX_QUEUES, NetFront};
 pub use error::{NetError, Violation};
 pub use queue::{NetQueue, Offer, Stats, Teardown};
 pub use rx::{RxChecksum, RxInfo};

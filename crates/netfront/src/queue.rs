@@ -202,23 +202,30 @@ impl<T: TableHandle> NetQueue<T> {
         events: &mut EventChannels<T::Platform, N>,
     ) -> Teardown {
         let closed = events.close(self.port).is_ok();
-        let mut t = Teardown {
-            revoked: 0,
-            deferred: 0,
-            port_closed: closed,
-        };
-        let grants = [self.tx.into_inner(), self.rx.into_inner()]
-            .into_iter()
-            .chain(self.tx_bufs.into_iter().map(|b| b.grant))
-            .chain(self.rx_bufs);
-        for g in grants {
-            match g.revoke_or_defer() {
-                Some(_) => t.revoked += 1,
-                None => t.deferred += 1,
-            }
-        }
-        t
+        revoke_all(
+            [self.tx.into_inner(), self.rx.into_inner()]
+                .into_iter()
+                .chain(self.tx_bufs.into_iter().map(|b| b.grant))
+                .chain(self.rx_bufs),
+            closed,
+        )
     }
+}
+
+/// Revokes each grant, deferring those the backend still maps (XSA-396).
+fn revoke_all<T: TableHandle>(grants: impl Iterator<Item = Granted<T>>, closed: bool) -> Teardown {
+    let mut t = Teardown {
+        revoked: 0,
+        deferred: 0,
+        port_closed: closed,
+    };
+    for g in grants {
+        match g.revoke_or_defer() {
+            Some(_) => t.revoked += 1,
+            None => t.deferred += 1,
+        }
+    }
+    t
 }
 
 /// What [`NetQueue::disconnect`] did.
@@ -254,6 +261,20 @@ impl<T: TableHandle> Offer<T> {
     /// The `event-channel` to publish.
     pub fn event_channel(&self) -> Port {
         self.unbound.port()
+    }
+
+    /// Gives up before connecting: closes the offered channel and revokes
+    /// every grant (a grant the backend maps goes to the deferred list).
+    pub fn withdraw<const N: usize>(self, events: &mut EventChannels<T::Platform, N>) -> Teardown {
+        let closed = events.close(self.unbound).is_ok();
+        let p = self.queue_parts;
+        revoke_all(
+            [p.tx.into_inner(), p.rx.into_inner()]
+                .into_iter()
+                .chain(p.tx_bufs.into_iter().map(|b| b.grant))
+                .chain(p.rx_bufs),
+            closed,
+        )
     }
 
     /// The backend bound the channel: posts the RX pool and returns the

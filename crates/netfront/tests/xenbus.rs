@@ -1,0 +1,283 @@
+//! The netfront ↔ netback xenbus handshake on the mock's xenstored, with a
+//! `vif` plugged by the mock toolstack as libxl does.
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use common::{Sink, frame};
+use xenpv_evtchn::{Config as EvConfig, EventChannels, Outcome};
+use xenpv_grant::{Config as GrantConfig, GrantTable};
+use xenpv_mock::toolstack::{self, Device, VifConfig};
+use xenpv_mock::{Domain, DomainConfig, Xen};
+use xenpv_netback::{BackConnectConfig, BackConnector, FrameMeta, NetBack};
+use xenpv_netfront::{ConnectConfig, ConnectError, Connector, NetFront, TxOffload};
+use xenpv_platform::BootRingPage;
+use xenpv_xenstore::transport::TransportError;
+use xenpv_xenstore::xenbus::{Backend, XenbusError};
+use xenpv_xenstore::{Client, Config, Store, StoreRing, StoreTransport};
+
+type Dom = &'static Domain;
+type Table = &'static GrantTable<Dom>;
+type Wait = Box<dyn FnMut() -> Result<(), TransportError>>;
+type Xs = Client<StoreTransport<BootRingPage<'static>, Dom, Wait>>;
+
+struct Env {
+    xen: Xen,
+    fd: Dom,
+    bd: Dom,
+    table: Table,
+    fev: EventChannels<Dom>,
+    bev: EventChannels<Dom>,
+    fxs: Xs,
+    bxs: Xs,
+    dev: Device,
+}
+
+fn client(d: Dom) -> Xs {
+    let ring = StoreRing::open(d).expect("store ring");
+    let wait: Wait = Box::new(move || {
+        let _ = d.wait_for_event(Duration::from_millis(1));
+        d.clear_upcall_pending();
+        Ok(())
+    });
+    ring.connect(d, wait, Config::DEFAULT)
+        .expect("xenstore client")
+}
+
+fn env() -> Env {
+    let xen = Xen::new();
+    let cfg = DomainConfig {
+        ram_pages: 4096,
+        window_pages: 4096,
+        ..DomainConfig::default()
+    };
+    let fd: Dom = Box::leak(Box::new(xen.create_domain(cfg.clone())));
+    let bd: Dom = Box::leak(Box::new(xen.create_domain(cfg)));
+    let table: Table = Box::leak(Box::new(
+        GrantTable::new(fd, GrantConfig::default()).unwrap(),
+    ));
+    let dev = toolstack::add_vif(&xen, fd.domid(), bd.domid(), 0, &VifConfig::default()).unwrap();
+    Env {
+        fev: EventChannels::new(fd, EvConfig::DEFAULT).unwrap(),
+        bev: EventChannels::new(bd, EvConfig::DEFAULT).unwrap(),
+        fxs: client(fd),
+        bxs: client(bd),
+        xen,
+        fd,
+        bd,
+        table,
+        dev,
+    }
+}
+
+fn small(max_queues: u16) -> ConnectConfig {
+    let mut c = ConnectConfig {
+        max_queues,
+        ..ConnectConfig::default()
+    };
+    c.queue.tx_buffers = 32;
+    c.queue.rx_buffers = 32;
+    c
+}
+
+static N: AtomicU32 = AtomicU32::new(0);
+
+type Pair = (
+    NetFront<Table>,
+    NetBack<Dom>,
+    BackConnector,
+    Vec<(String, String)>,
+);
+
+fn connect(env: &mut Env, front_queues: u16, back_queues: u16) -> Pair {
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let mut fc = Connector::new(
+        env.table,
+        "device/vif/0",
+        &format!("vif{n}"),
+        small(front_queues),
+    );
+    let mut bc = BackConnector::new(
+        &env.dev.backend_path,
+        &format!("vifback{n}"),
+        BackConnectConfig {
+            max_queues: back_queues,
+            ..BackConnectConfig::default()
+        },
+    );
+    let (mut front, mut back, mut keys) = (None, None, Vec::new());
+    for _ in 0..20 {
+        if back.is_none() {
+            back = bc
+                .poll(&mut env.bxs, &mut env.bev)
+                .expect("backend handshake");
+        }
+        if front.is_none() {
+            front = fc
+                .poll(&mut env.fxs, &mut env.fev)
+                .expect("frontend handshake");
+            if !fc.keys().is_empty() {
+                keys = fc.keys().to_vec();
+            }
+        }
+        if front.is_some() && back.is_some() {
+            break;
+        }
+    }
+    env.bev.poll(|_| Outcome::Work);
+    (
+        front.expect("front connected"),
+        back.expect("back connected"),
+        bc,
+        keys,
+    )
+}
+
+fn key<'a>(keys: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    keys.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+}
+
+fn exchange(front: &mut NetFront<Table>, back: &mut NetBack<Dom>, q: usize) {
+    let mut sink = Sink::default();
+    let queue = front.queue(q).unwrap();
+    queue
+        .send(&frame(1514, q as u8), TxOffload::default())
+        .unwrap();
+    back.poll(&mut sink).unwrap();
+    assert_eq!(sink.0.len(), 1);
+    assert_eq!(sink.0[0].0, frame(1514, q as u8));
+    back.push_frame(q, &frame(700, 50 + q as u8), FrameMeta::default())
+        .unwrap();
+    back.poll(&mut sink).unwrap();
+    let mut buf = vec![0u8; 65535];
+    let info = front
+        .queue(q)
+        .unwrap()
+        .receive(&mut buf)
+        .unwrap()
+        .expect("frame");
+    assert_eq!(&buf[..info.len], &frame(700, 50 + q as u8)[..]);
+}
+
+#[test]
+fn handshake_publishes_every_key_and_frames_flow() {
+    let mut env = env();
+    let (mut front, mut back, _bc, keys) = connect(&mut env, 1, 1);
+    for (k, v) in [
+        ("request-rx-copy", "1"),
+        ("feature-rx-notify", "1"),
+        ("feature-sg", "1"),
+        ("feature-gso-tcpv4", "1"),
+        ("feature-gso-tcpv6", "1"),
+        ("feature-ipv6-csum-offload", "1"),
+    ] {
+        assert_eq!(key(&keys, k), Some(v), "{k}");
+    }
+    for k in ["tx-ring-ref", "rx-ring-ref", "event-channel"] {
+        let v = key(&keys, k).unwrap_or_else(|| panic!("{k} missing"));
+        assert!(v.parse::<u32>().is_ok());
+        let stored = env
+            .fxs
+            .read_string(&format!("{}/{k}", env.dev.frontend_path))
+            .unwrap();
+        assert_eq!(stored, v);
+    }
+    assert_eq!(key(&keys, "multi-queue-num-queues"), None);
+    assert_eq!(front.mac(), VifConfig::default().mac);
+    assert_eq!(front.mtu(), 1500);
+    assert!(front.features().rx_copy && front.features().sg);
+    assert_eq!(front.num_queues(), 1);
+    exchange(&mut front, &mut back, 0);
+}
+
+#[test]
+fn multi_queue_uses_queue_subtrees_and_each_queue_works() {
+    let mut env = env();
+    let (mut front, mut back, _bc, keys) = connect(&mut env, 2, 4);
+    assert_eq!(key(&keys, "multi-queue-num-queues"), Some("2"));
+    for q in 0..2 {
+        for k in ["tx-ring-ref", "rx-ring-ref", "event-channel"] {
+            assert!(
+                key(&keys, &format!("queue-{q}/{k}")).is_some(),
+                "queue-{q}/{k}"
+            );
+        }
+    }
+    assert_eq!(key(&keys, "tx-ring-ref"), None);
+    assert_eq!(front.num_queues(), 2);
+    assert_eq!(back.queues().len(), 2);
+    exchange(&mut front, &mut back, 0);
+    exchange(&mut front, &mut back, 1);
+}
+
+#[test]
+fn backend_without_feature_rx_copy_is_refused() {
+    let mut env = env();
+    // A backend that offers nothing.
+    let mut be = Backend::new(&env.dev.backend_path, "bare");
+    be.poll(&mut env.bxs, &[("feature-sg", "1")], &["request-rx-copy"])
+        .unwrap();
+    let mut fc = Connector::new(env.table, "device/vif/0", "vif-bare", small(1));
+    let r = fc.poll(&mut env.fxs, &mut env.fev);
+    assert!(matches!(r, Err(ConnectError::NoRxCopy)), "{r:?}");
+    // Nothing was granted for it.
+    assert!(fc.keys().is_empty());
+}
+
+#[test]
+fn bad_mac_is_an_error_not_a_panic() {
+    let mut env = env();
+    let mac = format!("{}/mac", env.dev.frontend_path);
+    env.fxs.write(&mac, b"00:16:3e:zz:00:01").unwrap();
+    let mut bc = BackConnector::new(
+        &env.dev.backend_path,
+        "vifback-mac",
+        BackConnectConfig::default(),
+    );
+    assert!(bc.poll(&mut env.bxs, &mut env.bev).unwrap().is_none());
+    let mut fc = Connector::new(env.table, "device/vif/0", "vif-mac", small(1));
+    let r = fc.poll(&mut env.fxs, &mut env.fev);
+    assert!(
+        matches!(r, Err(ConnectError::Xenbus(XenbusError::BadValue { .. }))),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn reconnect_after_toolstack_unplug_and_replug() {
+    let mut env = env();
+    let (mut front, mut back, mut bc, _) = connect(&mut env, 1, 1);
+    exchange(&mut front, &mut back, 0);
+    toolstack::remove_device(&env.xen, &env.dev).unwrap();
+    // Both ends notice and tear down; the backend unmaps first.
+    assert!(bc.check(&mut env.bxs).is_err());
+    back.disconnect(&mut env.bev).unwrap();
+    assert!(front.refresh(&mut env.fxs).is_err());
+    front.teardown(&mut env.fev).unwrap();
+
+    env.dev = toolstack::add_vif(
+        &env.xen,
+        env.fd.domid(),
+        env.bd.domid(),
+        0,
+        &VifConfig::default(),
+    )
+    .unwrap();
+    let (mut front, mut back, _bc, _) = connect(&mut env, 1, 1);
+    exchange(&mut front, &mut back, 0);
+}
+
+#[test]
+fn xsa396_teardown_while_the_backend_maps_reports_still_mapped() {
+    let mut env = env();
+    let (front, back, _bc, _) = connect(&mut env, 1, 1);
+    let r = front.teardown(&mut env.fev);
+    assert!(
+        matches!(r, Err(ConnectError::StillMapped(t)) if t.deferred == 2),
+        "{r:?}"
+    );
+    back.disconnect(&mut env.bev).unwrap();
+    assert_eq!(env.table.retry_deferred(8).freed, 2);
+}
