@@ -255,6 +255,12 @@ impl<T: TableHandle> BlkFront<T> {
         &mut self.queue
     }
 
+    /// The queue alone (drops the xenbus link: for adapters that own the
+    /// queue, such as `SdmmcDisk`).
+    pub fn into_queue(self) -> Queue<T> {
+        self.queue
+    }
+
     /// The queue, read-only.
     pub fn queue_ref(&self) -> &Queue<T> {
         &self.queue
@@ -286,14 +292,17 @@ impl<T: TableHandle> BlkFront<T> {
     }
 
     /// Closes the port and revokes every grant. Requests in flight are
-    /// abandoned. [`Error::StillMapped`] if the backend still maps a page:
-    /// those pages are never reused (XSA-396).
+    /// completed through `cancelled` with
+    /// [`IoError::Disconnected`](crate::IoError::Disconnected).
+    /// [`Error::StillMapped`] if the backend still maps a page: those pages
+    /// are never reused (XSA-396).
     pub fn teardown<P: Platform, const N: usize>(
         self,
         events: &mut EventChannels<P, N>,
+        cancelled: impl FnMut(crate::Completion),
     ) -> Result<(), Error> {
-        let (port, r) = self.queue.teardown();
-        let closed: Result<(), Error> = events.close(port).map_err(Error::from);
+        let (port, r) = self.queue.teardown(cancelled);
+        let closed = events.close(port).map_err(Error::from);
         r.and(closed)
     }
 }

@@ -62,6 +62,8 @@ pub enum IoError {
     Backend,
     /// `BLKIF_RSP_EOPNOTSUPP`: the feature is now switched off.
     NotSupported,
+    /// The device was torn down with the request in flight.
+    Disconnected,
 }
 
 impl fmt::Display for IoError {
@@ -69,6 +71,7 @@ impl fmt::Display for IoError {
         f.write_str(match self {
             Self::Backend => "the backend reported an I/O error",
             Self::NotSupported => "the backend does not support the operation",
+            Self::Disconnected => "the device disconnected with the request in flight",
         })
     }
 }

@@ -14,6 +14,10 @@
 //!   transfers at the per-request limit (11 segments, or the backend's
 //!   indirect-segment limit).
 //!
+//! * With the `embedded-sdmmc` feature, [`SdmmcDisk`] is an
+//!   `embedded_sdmmc::BlockDevice`, so a `no_std` unikernel gets a FAT
+//!   filesystem on a Xen disk.
+//!
 //! # The backend is hostile
 //! Every response is copied out of the ring once and validated before
 //! anything is touched: the id must be in range and outstanding (not
@@ -40,6 +44,8 @@ mod error;
 mod info;
 mod io;
 mod queue;
+#[cfg(feature = "embedded-sdmmc")]
+mod sdmmc;
 
 pub use connect::{BlkFront, Change, Connector, PROTOCOL_NATIVE};
 pub use error::{Error, Feature, IoError, Violation};
@@ -49,3 +55,5 @@ pub use queue::{
     Completion, MAX_INDIRECT_SEGMENTS, Op, Prepared, Queue, QueueConfig, QueueStats, Request,
     RequestId,
 };
+#[cfg(feature = "embedded-sdmmc")]
+pub use sdmmc::SdmmcDisk;

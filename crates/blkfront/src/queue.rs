@@ -354,7 +354,16 @@ impl<T: TableHandle> Queue<T> {
     /// requests); larger transfers must be split (the blocking helpers
     /// do).
     pub fn max_request_bytes(&self) -> usize {
-        self.max_segments.min(self.pool.len()) * PAGE_SIZE
+        let pool = self.pool.len();
+        let data_pages = if self.uses_indirect() {
+            let indirect_pages = self
+                .max_segments
+                .div_ceil(BLKIF_SEGMENTS_PER_INDIRECT_FRAME);
+            self.max_segments.min(pool.saturating_sub(indirect_pages))
+        } else {
+            self.max_segments.min(pool)
+        };
+        data_pages * PAGE_SIZE
     }
 
     /// Whether requests beyond 11 segments go out as indirect requests.
@@ -738,11 +747,25 @@ impl<T: TableHandle> Queue<T> {
     }
 
     /// Takes the queue apart: the event channel comes back (close it with
-    /// the dispatcher), the ring and bounce pages are revoked. Requests in
-    /// flight are abandoned. If the backend still maps any page (XSA-396)
-    /// it is never reused (left on the table's deferred list) and
-    /// [`Error::StillMapped`] is returned with the port.
-    pub fn teardown(self) -> (InterdomainPort, Result<(), Error>) {
+    /// the dispatcher), the ring and bounce pages are revoked. Every
+    /// request still in flight is completed through `cancelled` with
+    /// [`IoError::Disconnected`] (resubmit it on the next connection);
+    /// completed reads not yet collected are dropped. If the backend still
+    /// maps any page (XSA-396) it is never reused (left on the table's
+    /// deferred list) and [`Error::StillMapped`] is returned with the port.
+    pub fn teardown(
+        self,
+        mut cancelled: impl FnMut(Completion),
+    ) -> (InterdomainPort, Result<(), Error>) {
+        for (i, slot) in self.slots.iter().enumerate() {
+            if slot.state == State::InFlight {
+                cancelled(Completion {
+                    id: RequestId(i as u16),
+                    op: slot.op,
+                    result: Err(IoError::Disconnected),
+                });
+            }
+        }
         let r = revoke_all(self.ring.into_inner(), self.pool);
         (self.port, r)
     }

@@ -4,7 +4,9 @@ mod common;
 
 use common::*;
 use xenpv_blkback::{BackConfig, Image, RamImage};
-use xenpv_blkfront::{Change, Error, Feature, FlushKind, QueueConfig, Request};
+use xenpv_blkfront::{
+    Change, Completion, Error, Feature, FlushKind, IoError, Op, QueueConfig, Request,
+};
 use xenpv_mock::toolstack::{self, VbdConfig};
 
 fn key<'a>(keys: &'a [(String, String)], k: &str) -> Option<&'a str> {
@@ -233,13 +235,34 @@ fn reconnects_after_toolstack_unplug_and_replug() {
     let (mut front, mut back, _bc) = connect(&mut env, 256);
     let data = pattern(4096, 5);
     run_backend(&mut back, |w| front.queue().write_blocking(0, &data, w)).unwrap();
+    // One more write is in flight (the backend never gets to it) when the
+    // toolstack unplugs the disk.
+    let late = pattern(4096, 6);
+    let late_id = front
+        .queue()
+        .submit(Request::Write {
+            sector: 8,
+            data: &late,
+        })
+        .unwrap();
     toolstack::remove_device(&env.xen, &env.dev).unwrap();
     assert!(front.refresh(&mut env.fxs).is_err());
-    // The backend lets go first, then the frontend can revoke everything.
+    // The backend lets go first, then the frontend can revoke everything;
+    // the write in flight fails with a typed error, to be resubmitted.
     let (port, image, r) = back.teardown();
     r.unwrap();
     env.bev.close(port).unwrap();
-    front.teardown(&mut env.fev).unwrap();
+    let mut cancelled = Vec::new();
+    front.teardown(&mut env.fev, |c| cancelled.push(c)).unwrap();
+    assert_eq!(
+        cancelled,
+        [Completion {
+            id: late_id,
+            op: Op::Write,
+            result: Err(IoError::Disconnected)
+        }]
+    );
+    assert!(image.bytes()[8 * 512..16 * 512].iter().all(|&b| b == 0));
     env.dev = toolstack::add_vbd(
         &env.xen,
         env.fd.domid(),
@@ -253,6 +276,8 @@ fn reconnects_after_toolstack_unplug_and_replug() {
     let mut out = vec![0u8; 4096];
     run_backend(&mut back, |w| front.queue().read_blocking(0, &mut out, w)).unwrap();
     assert_eq!(out, data);
+    run_backend(&mut back, |w| front.queue().write_blocking(8, &late, w)).unwrap();
+    assert_eq!(&back.image().bytes()[8 * 512..16 * 512], &late[..]);
 }
 
 #[test]
@@ -270,7 +295,10 @@ fn xsa396_pages_still_mapped_at_disconnect_are_not_reused() {
         .map(|(_, v)| v.parse().unwrap())
         .collect();
     // The frontend disconnects while the backend still maps the ring.
-    assert_eq!(front.teardown(&mut env.fev), Err(Error::StillMapped));
+    assert_eq!(
+        front.teardown(&mut env.fev, |_| {}),
+        Err(Error::StillMapped)
+    );
     let deferred = env.table.deferred_stats();
     assert_eq!(ring_refs.len(), 4);
     // The ring's four pages went on the deferred list (as one set).
@@ -286,4 +314,43 @@ fn xsa396_pages_still_mapped_at_disconnect_are_not_reused() {
     r.unwrap();
     env.table.retry_deferred(16);
     assert_eq!(env.table.deferred_stats().pending, 0);
+}
+
+#[test]
+fn events_wake_the_registered_waker_and_report_work() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+    use xenpv_evtchn::Outcome;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let mut env = env();
+    let (mut front, mut back, _bc) = connect(&mut env, 64);
+    let count = Arc::new(Count(AtomicUsize::new(0)));
+    front.queue().register_waker(&Waker::from(count.clone()));
+    let port = front.queue_ref().port().port();
+    front
+        .queue()
+        .submit(Request::Read {
+            sector: 0,
+            len: 512,
+        })
+        .unwrap();
+    back.process(16).unwrap();
+    let mut outcomes = Vec::new();
+    env.fev.poll(|p| {
+        assert_eq!(p, port);
+        let o = front.queue().on_event();
+        outcomes.push(o);
+        o
+    });
+    assert_eq!(outcomes, [Outcome::Work]);
+    assert_eq!(count.0.load(Ordering::Relaxed), 1);
+    let c = front.queue().poll().unwrap().unwrap();
+    assert_eq!(c.result, Ok(()));
 }
