@@ -62,12 +62,16 @@
 extern crate alloc;
 
 mod connect;
+#[cfg(feature = "smoltcp")]
+mod device;
 mod error;
 mod queue;
 mod rx;
 mod tx;
 
 pub use connect::{BackendFeatures, ConnectConfig, ConnectError, Connector, MAX_QUEUES, NetFront};
+#[cfg(feature = "smoltcp")]
+pub use device::{NetDevice, RxToken, TxToken, fill_l4_checksum};
 pub use error::{NetError, Violation};
 pub use queue::{NetQueue, Offer, Stats, Teardown};
 pub use rx::{RxChecksum, RxInfo};

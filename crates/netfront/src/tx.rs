@@ -151,6 +151,15 @@ impl<T: TableHandle> NetQueue<T> {
         Ok(())
     }
 
+    /// Whether a frame of `len` bytes (no GSO) can be sent right now: ring
+    /// slots and pool pages are free for it.
+    pub fn can_send(&self, len: usize) -> bool {
+        let slots = len.div_ceil(PAGE_SIZE).max(1);
+        self.broken.is_none()
+            && self.tx.free_requests() as usize >= slots
+            && self.tx_free.len() >= slots
+    }
+
     /// Reaps TX completions (at most one ring's worth), returning their
     /// buffers to the pool. Returns how many data slots completed.
     pub fn poll_tx(&mut self) -> Result<usize, NetError> {
