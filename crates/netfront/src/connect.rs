@@ -415,6 +415,13 @@ impl<T: TableHandle> NetFront<T> {
         self.queues.get_mut(i)
     }
 
+    /// Takes the queues out (e.g. to wrap one in a smoltcp device); the
+    /// xenbus link is dropped, so tear each queue down with
+    /// [`NetQueue::disconnect`].
+    pub fn into_queues(self) -> Vec<NetQueue<T>> {
+        self.queues
+    }
+
     /// All queues.
     pub fn queues(&mut self) -> &mut [NetQueue<T>] {
         &mut self.queues
