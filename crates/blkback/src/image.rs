@@ -233,3 +233,56 @@ impl Image for FileImage {
         self.file.sync_all().map_err(|_| ImageError::Io)
     }
 }
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use std::format;
+
+    #[test]
+    fn file_image_reads_writes_flushes_and_refuses_out_of_range() {
+        let path = std::env::temp_dir().join(format!("xenpv-blkback-{}.img", std::process::id()));
+        std::fs::write(&path, [0u8; 8 * 512 + 100]).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let mut img = FileImage::new(file, false).unwrap();
+        assert_eq!(img.sectors(), 8);
+        img.write(7, &[3u8; 512]).unwrap();
+        img.flush().unwrap();
+        assert_eq!(img.write(8, &[3u8; 512]), Err(ImageError::OutOfRange));
+        assert_eq!(
+            img.write(u64::MAX, &[3u8; 512]),
+            Err(ImageError::OutOfRange)
+        );
+        let mut buf = [0u8; 512];
+        assert_eq!(img.read(7, &mut [0u8; 1024]), Err(ImageError::OutOfRange));
+        img.read(7, &mut buf).unwrap();
+        assert_eq!(buf, [3u8; 512]);
+        drop(img);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[7 * 512..8 * 512], &[3u8; 512][..]);
+        // The bytes past the last whole sector are never touched.
+        assert_eq!(&bytes[8 * 512..], &[0u8; 100][..]);
+        let ro = std::fs::File::open(&path).unwrap();
+        let mut ro = FileImage::new(ro, true).unwrap();
+        assert_eq!(ro.write(0, &[1u8; 512]), Err(ImageError::ReadOnly));
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn ram_image_discard_zeroes_and_checks_range() {
+        let mut img = RamImage::from_bytes(vec![9u8; 4 * 512 + 7]);
+        assert_eq!(img.sectors(), 4);
+        img.discard(1, 2).unwrap();
+        assert!(img.bytes()[512..1536].iter().all(|&b| b == 0));
+        assert_eq!(img.bytes()[0], 9);
+        assert_eq!(img.discard(3, 2), Err(ImageError::OutOfRange));
+        assert_eq!(img.discard(0, u64::MAX), Err(ImageError::OutOfRange));
+        let mut ro = img.with_readonly(true);
+        assert_eq!(ro.discard(0, 1), Err(ImageError::ReadOnly));
+        assert!(!ro.supports_discard());
+    }
+}
