@@ -545,6 +545,16 @@ impl<C: SharedMemory, D: SharedMemory> RawEnd<C, D> {
         }
     }
 
+    /// Where `n` bytes from `dir`'s private index go in its data: the data
+    /// region, the masked start, and how many fit before the wrap (the rest
+    /// start at 0).
+    fn span(&self, dir: Dir, n: usize) -> Result<(SharedRegion<'_>, usize, usize), Error> {
+        let size = dir.size() as usize;
+        let start = (dir.ours as usize) & (size - 1);
+        let region = self.data(dir).ok_or(Error::Memory)?;
+        Ok((region, start, n.min(size - start)))
+    }
+
     /// Reads up to `buf.len()` bytes: what is there now, possibly fewer
     /// (stream semantics). `bytes == 0` means nothing yet; once the peer has
     /// closed and everything it sent has been read, [`Error::Closed`].
@@ -580,10 +590,7 @@ impl<C: SharedMemory, D: SharedMemory> RawEnd<C, D> {
             });
         }
         let dst = buf.get_mut(..n).ok_or(Error::Memory)?;
-        let size = self.rx.size() as usize;
-        let start = (self.rx.ours as usize) & (size - 1);
-        let first = n.min(size - start);
-        let region = self.data(self.rx).ok_or(Error::Memory)?;
+        let (region, start, first) = self.span(self.rx, n)?;
         let (a, b) = dst.split_at_mut_checked(first).ok_or(Error::Memory)?;
         region
             .read_bytes(start, a)
@@ -618,10 +625,7 @@ impl<C: SharedMemory, D: SharedMemory> RawEnd<C, D> {
             });
         }
         let src = data.get(..n).ok_or(Error::Memory)?;
-        let size = self.tx.size() as usize;
-        let start = (self.tx.ours as usize) & (size - 1);
-        let first = n.min(size - start);
-        let region = self.data(self.tx).ok_or(Error::Memory)?;
+        let (region, start, first) = self.span(self.tx, n)?;
         let (a, b) = src.split_at_checked(first).ok_or(Error::Memory)?;
         region
             .write_bytes(start, a)
