@@ -73,9 +73,11 @@ impl Default for BackConnectConfig {
 
 /// Drives the backend side of the handshake for one `vif`: writes the
 /// `feature-*` keys with `InitWait` (`feature-rx-copy`, `feature-sg`,
-/// `feature-rx-flip = 0`, `multi-queue-max-queues` when more than one),
+/// `feature-rx-flip = 0`, `feature-split-event-channels`,
+/// `multi-queue-max-queues` when more than one),
 /// reads the frontend's `request-rx-copy`, `multi-queue-num-queues` and each
-/// queue's `tx-ring-ref` / `rx-ring-ref` / `event-channel`, maps the rings,
+/// queue's `tx-ring-ref` / `rx-ring-ref` / `event-channel` (or
+/// `event-channel-tx` / `event-channel-rx`), maps the rings,
 /// binds the channels and goes `Connected`.
 #[derive(Debug)]
 pub struct BackConnector {
@@ -104,6 +106,7 @@ impl BackConnector {
             ("feature-rx-copy", "1"),
             ("feature-rx-flip", "0"),
             ("feature-sg", "1"),
+            ("feature-split-event-channels", "1"),
         ]);
         if self.config.max_queues > 1 {
             features.push(("multi-queue-max-queues", max.as_str()));
@@ -160,25 +163,33 @@ impl BackConnector {
             let key = |k: &str| format!("{dir}/{k}");
             let need = |v: Option<u64>, k: &str| v.ok_or(XenbusError::MissingKey(key(k)));
             let refs = 0..=u64::from(u32::MAX);
-            let tx = need(
-                read_unsigned(xs, &key("tx-ring-ref"), refs.clone())?,
-                "tx-ring-ref",
-            )?;
-            let rx = need(
-                read_unsigned(xs, &key("rx-ring-ref"), refs.clone())?,
-                "rx-ring-ref",
-            )?;
-            let ch = need(
-                read_unsigned(xs, &key("event-channel"), refs)?,
-                "event-channel",
-            )?;
-            let port = Port::new(ch as u32).ok_or(XenbusError::BadValue {
-                key: key("event-channel"),
-                why: ValueError::OutOfRange,
-            })?;
-            let bound = events
-                .bind_interdomain(link.domid, port)
-                .map_err(ConnectError::Event)?;
+            let tx = read_unsigned(xs, &key("tx-ring-ref"), refs.clone())?;
+            let tx = need(tx, "tx-ring-ref")?;
+            let rx = read_unsigned(xs, &key("rx-ring-ref"), refs)?;
+            let rx = need(rx, "rx-ring-ref")?;
+            let ports = 1..=u64::from(u32::MAX);
+            let (ch, rx_ch) = match read_unsigned(xs, &key("event-channel"), ports.clone())? {
+                Some(ch) => (ch, None),
+                None => {
+                    let t = read_unsigned(xs, &key("event-channel-tx"), ports.clone())?;
+                    let r = read_unsigned(xs, &key("event-channel-rx"), ports)?;
+                    (
+                        need(t, "event-channel")?,
+                        Some(need(r, "event-channel-rx")?),
+                    )
+                }
+            };
+            let mut bind = |ch: u64| {
+                let port = Port::new(ch as u32).ok_or(XenbusError::BadValue {
+                    key: key("event-channel"),
+                    why: ValueError::OutOfRange,
+                })?;
+                events
+                    .bind_interdomain(link.domid, port)
+                    .map_err(ConnectError::Event)
+            };
+            let bound = bind(ch)?;
+            let rx_bound = rx_ch.map(&mut bind).transpose()?;
             let q = BackQueue::with_config(
                 events.platform().clone(),
                 link.domid,
@@ -188,7 +199,10 @@ impl BackConnector {
                 self.config.queue,
             )
             .map_err(ConnectError::Queue)?;
-            queues.push(q);
+            queues.push(match rx_bound {
+                Some(p) => q.with_rx_port(p),
+                None => q,
+            });
         }
         Ok(queues)
     }

@@ -68,6 +68,7 @@ pub struct BackQueue<P: Platform + Clone> {
     pub(crate) tx: BackRing<NetifTx, Mapped<P>>,
     pub(crate) rx: BackRing<NetifRx, Mapped<P>>,
     pub(crate) port: InterdomainPort,
+    pub(crate) rx_port: Option<InterdomainPort>,
     pub(crate) staging: Vec<Page<P>>,
     pub(crate) frame: Vec<u8>,
     pub(crate) rx_queue: VecDeque<(Vec<u8>, FrameMeta)>,
@@ -139,6 +140,7 @@ impl<P: Platform + Clone> BackQueue<P> {
             tx,
             rx,
             port,
+            rx_port: None,
             staging,
             frame: alloc::vec![0; STAGING_PAGES * PAGE_SIZE],
             rx_queue: VecDeque::with_capacity(config.rx_queue_len),
@@ -146,6 +148,15 @@ impl<P: Platform + Clone> BackQueue<P> {
             broken: None,
             stats: Stats::default(),
         })
+    }
+
+    /// Split event channels: `port` (bound to the frontend's
+    /// `event-channel-rx`) carries RX notifications; the channel given at
+    /// connect then carries TX ones only.
+    #[must_use]
+    pub fn with_rx_port(mut self, port: InterdomainPort) -> Self {
+        self.rx_port = Some(port);
+        self
     }
 
     /// Does the queue's work: up to [`Config::tx_budget`] packets from the
@@ -195,7 +206,10 @@ impl<P: Platform + Clone> BackQueue<P> {
         self,
         events: &mut EventChannels<P, N>,
     ) -> Result<(), BackError> {
-        let closed = events.close(self.port).map_err(BackError::Event);
+        let mut closed = events.close(self.port).map_err(BackError::Event);
+        if let Some(p) = self.rx_port {
+            closed = closed.and(events.close(p).map_err(BackError::Event));
+        }
         let t = self
             .tx
             .into_inner()
@@ -221,8 +235,13 @@ impl<P: Platform + Clone> BackQueue<P> {
         BackError::Broken(v)
     }
 
-    pub(crate) fn notify(&mut self) -> Result<(), BackError> {
+    /// Notifies the frontend of TX (`rx == false`) or RX responses.
+    pub(crate) fn notify(&mut self, rx: bool) -> Result<(), BackError> {
         self.stats.notifications += 1;
-        self.port.notify(&self.platform).map_err(BackError::Event)
+        let port = match (&self.rx_port, rx) {
+            (Some(p), true) => p,
+            _ => &self.port,
+        };
+        port.notify(&self.platform).map_err(BackError::Event)
     }
 }

@@ -45,7 +45,7 @@ impl<P: Platform + Clone> BackQueue<P> {
             any = true;
         }
         if any && self.rx.push_responses() {
-            self.notify()?;
+            self.notify(true)?;
         }
         Ok(())
     }

@@ -82,7 +82,7 @@ impl<P: Platform + Clone> BackQueue<P> {
             packets += 1;
         }
         if self.tx.push_responses() {
-            self.notify()?;
+            self.notify(false)?;
         }
         Ok(())
     }

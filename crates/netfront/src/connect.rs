@@ -34,8 +34,8 @@ pub struct BackendFeatures {
     pub gso_tcpv6: bool,
     /// `feature-ipv6-csum-offload`.
     pub ipv6_csum_offload: bool,
-    /// `feature-split-event-channels` (offered; this frontend uses one
-    /// channel per queue, which every backend accepts).
+    /// `feature-split-event-channels`: a channel per direction may be used
+    /// (when [`Config::split_event_channels`] asks for it).
     pub split_event_channels: bool,
     /// `multi-queue-max-queues` (1 when absent).
     pub max_queues: u16,
@@ -137,7 +137,8 @@ type Prepared<T> = (Vec<Offer<T>>, PeerLink, BackendFeatures, [u8; 6], u16);
 /// `mac` (validated) and `mtu` are read from the frontend directory, the
 /// queues are granted and offered, and the keys are published in one
 /// transaction with `Initialised`: `tx-ring-ref`, `rx-ring-ref`,
-/// `event-channel` (under `queue-N/` with `multi-queue-num-queues` when
+/// `event-channel` (or `event-channel-tx` and `event-channel-rx` when split)
+/// (under `queue-N/` with `multi-queue-num-queues` when
 /// there are several queues), `request-rx-copy`, `feature-rx-notify`,
 /// `feature-sg`, `feature-gso-tcpv4`, `feature-gso-tcpv6`,
 /// `feature-ipv6-csum-offload`.
@@ -260,6 +261,8 @@ impl<T: TableHandle> Connector<T> {
         let qcfg = Config {
             gso_tcpv4: features.gso_tcpv4,
             gso_tcpv6: features.gso_tcpv6,
+            split_event_channels: self.config.queue.split_event_channels
+                && features.split_event_channels,
             ..self.config.queue
         };
         let mut offers = Vec::with_capacity(usize::from(queues));
@@ -345,10 +348,14 @@ fn keys<T: TableHandle>(offers: &[Offer<T>]) -> Vec<(String, String)> {
         };
         keys.push((format!("{prefix}tx-ring-ref"), o.tx_ring_ref().to_string()));
         keys.push((format!("{prefix}rx-ring-ref"), o.rx_ring_ref().to_string()));
-        keys.push((
-            format!("{prefix}event-channel"),
-            o.event_channel().raw().to_string(),
-        ));
+        let tx = o.event_channel().raw().to_string();
+        match o.rx_event_channel() {
+            Some(rx) => {
+                keys.push((format!("{prefix}event-channel-tx"), tx));
+                keys.push((format!("{prefix}event-channel-rx"), rx.raw().to_string()));
+            }
+            None => keys.push((format!("{prefix}event-channel"), tx)),
+        }
     }
     for k in [
         "request-rx-copy",

@@ -101,6 +101,10 @@ pub struct Config {
     pub gso_tcpv4: bool,
     /// The backend offered `feature-gso-tcpv6`.
     pub gso_tcpv6: bool,
+    /// Two event channels, one per direction (`event-channel-tx` and
+    /// `event-channel-rx`; only when the backend offers
+    /// `feature-split-event-channels`).
+    pub split_event_channels: bool,
 }
 
 impl Default for Config {
@@ -110,6 +114,7 @@ impl Default for Config {
             rx_buffers: 256,
             gso_tcpv4: false,
             gso_tcpv6: false,
+            split_event_channels: false,
         }
     }
 }

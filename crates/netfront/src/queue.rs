@@ -47,7 +47,10 @@ pub struct NetQueue<T: TableHandle> {
     pub(crate) config: Config,
     pub(crate) tx: FrontRing<NetifTx, Granted<T>>,
     pub(crate) rx: FrontRing<NetifRx, Granted<T>>,
+    /// The channel (or, split, the TX channel).
     pub(crate) port: InterdomainPort,
+    /// The RX channel when event channels are split.
+    pub(crate) rx_port: Option<InterdomainPort>,
     pub(crate) tx_bufs: Vec<TxBuf<T>>,
     /// Per TX id: a request with this id awaits its response.
     pub(crate) tx_outstanding: Vec<bool>,
@@ -77,7 +80,47 @@ impl<T: TableHandle> core::fmt::Debug for NetQueue<T> {
 /// A queue granted and offered, waiting for the backend to connect.
 pub struct Offer<T: TableHandle> {
     queue_parts: Parts<T>,
-    unbound: UnboundPort,
+    chan: Chan,
+    rx_chan: Option<Chan>,
+}
+
+/// An offered channel, until the backend has bound it.
+enum Chan {
+    Offered(UnboundPort),
+    Bound(InterdomainPort),
+}
+
+impl Chan {
+    fn port(&self) -> Port {
+        match self {
+            Self::Offered(p) => p.port(),
+            Self::Bound(p) => p.port(),
+        }
+    }
+
+    /// Checks whether the backend bound it (once bound, it stays so).
+    fn bind<P: xenpv_platform::Platform, const N: usize>(
+        self,
+        events: &EventChannels<P, N>,
+    ) -> (Self, Option<NetError>) {
+        match self {
+            Self::Offered(u) => match events.connected(u) {
+                Ok(b) => (Self::Bound(b), None),
+                Err((u, e)) => (Self::Offered(u), Some(NetError::Event(e))),
+            },
+            bound => (bound, None),
+        }
+    }
+
+    fn close<P: xenpv_platform::Platform, const N: usize>(
+        self,
+        events: &mut EventChannels<P, N>,
+    ) -> bool {
+        match self {
+            Self::Offered(u) => events.close(u).is_ok(),
+            Self::Bound(b) => events.close(b).is_ok(),
+        }
+    }
 }
 
 struct Parts<T: TableHandle> {
@@ -139,7 +182,18 @@ impl<T: TableHandle> NetQueue<T> {
         for _ in 0..config.rx_buffers {
             rx_bufs.push(grant_zeroed(&table, backend)?);
         }
-        let unbound = events.alloc_unbound(backend).map_err(NetError::Event)?;
+        let chan = Chan::Offered(events.alloc_unbound(backend).map_err(NetError::Event)?);
+        let rx_chan = if config.split_event_channels {
+            match events.alloc_unbound(backend) {
+                Ok(u) => Some(Chan::Offered(u)),
+                Err(e) => {
+                    chan.close(events);
+                    return Err(NetError::Event(e));
+                }
+            }
+        } else {
+            None
+        };
         Ok(Offer {
             queue_parts: Parts {
                 platform: table.table().platform().clone(),
@@ -149,7 +203,8 @@ impl<T: TableHandle> NetQueue<T> {
                 tx_bufs,
                 rx_bufs,
             },
-            unbound,
+            chan,
+            rx_chan,
         })
     }
 
@@ -164,9 +219,16 @@ impl<T: TableHandle> NetQueue<T> {
     }
 
     /// The event channel port: when it fires, call
-    /// [`poll_tx`](Self::poll_tx) and [`receive`](Self::receive).
+    /// [`poll_tx`](Self::poll_tx) and [`receive`](Self::receive). With split
+    /// channels, this one is for TX completions.
     pub fn port(&self) -> Port {
         self.port.port()
+    }
+
+    /// The RX channel when event channels are split: when it fires, call
+    /// [`receive`](Self::receive).
+    pub fn rx_port(&self) -> Option<Port> {
+        self.rx_port.as_ref().map(|p| p.port())
     }
 
     /// Frames that fit in the TX pool right now (one page each).
@@ -188,9 +250,14 @@ impl<T: TableHandle> NetQueue<T> {
         NetError::Broken(self.broken.unwrap_or(v))
     }
 
-    pub(crate) fn notify(&mut self) -> Result<(), NetError> {
+    /// Notifies the backend about TX (`rx == false`) or RX work.
+    pub(crate) fn notify(&mut self, rx: bool) -> Result<(), NetError> {
         self.stats.notifications += 1;
-        self.port.notify(&self.platform).map_err(NetError::Event)
+        let port = match (&self.rx_port, rx) {
+            (Some(p), true) => p,
+            _ => &self.port,
+        };
+        port.notify(&self.platform).map_err(NetError::Event)
     }
 
     /// Takes the queue apart: closes the channel and revokes every grant.
@@ -201,7 +268,10 @@ impl<T: TableHandle> NetQueue<T> {
         self,
         events: &mut EventChannels<T::Platform, N>,
     ) -> Teardown {
-        let closed = events.close(self.port).is_ok();
+        let mut closed = events.close(self.port).is_ok();
+        if let Some(p) = self.rx_port {
+            closed &= events.close(p).is_ok();
+        }
         revoke_all(
             [self.tx.into_inner(), self.rx.into_inner()]
                 .into_iter()
@@ -258,15 +328,23 @@ impl<T: TableHandle> Offer<T> {
         self.queue_parts.rx.memory().gref()
     }
 
-    /// The `event-channel` to publish.
+    /// The `event-channel` to publish (`event-channel-tx` when split).
     pub fn event_channel(&self) -> Port {
-        self.unbound.port()
+        self.chan.port()
+    }
+
+    /// The `event-channel-rx` to publish when event channels are split.
+    pub fn rx_event_channel(&self) -> Option<Port> {
+        self.rx_chan.as_ref().map(Chan::port)
     }
 
     /// Gives up before connecting: closes the offered channel and revokes
     /// every grant (a grant the backend maps goes to the deferred list).
     pub fn withdraw<const N: usize>(self, events: &mut EventChannels<T::Platform, N>) -> Teardown {
-        let closed = events.close(self.unbound).is_ok();
+        let mut closed = self.chan.close(events);
+        if let Some(c) = self.rx_chan {
+            closed &= c.close(events);
+        }
         let p = self.queue_parts;
         revoke_all(
             [p.tx.into_inner(), p.rx.into_inner()]
@@ -284,16 +362,25 @@ impl<T: TableHandle> Offer<T> {
         self,
         events: &EventChannels<T::Platform, N>,
     ) -> Result<NetQueue<T>, (Self, NetError)> {
-        let port = match events.connected(self.unbound) {
-            Ok(p) => p,
-            Err((unbound, e)) => {
-                return Err((
-                    Self {
-                        queue_parts: self.queue_parts,
-                        unbound,
-                    },
-                    NetError::Event(e),
-                ));
+        let (chan, e1) = self.chan.bind(events);
+        let (rx_chan, e2) = match self.rx_chan {
+            Some(c) => {
+                let (c, e) = c.bind(events);
+                (Some(c), e)
+            }
+            None => (None, None),
+        };
+        let (port, rx_port) = match (chan, rx_chan) {
+            (Chan::Bound(p), None) => (p, None),
+            (Chan::Bound(p), Some(Chan::Bound(r))) => (p, Some(r)),
+            (chan, rx_chan) => {
+                let e = e1.or(e2).unwrap_or(NetError::BadConfig);
+                let offer = Self {
+                    queue_parts: self.queue_parts,
+                    chan,
+                    rx_chan,
+                };
+                return Err((offer, e));
             }
         };
         let p = self.queue_parts;
@@ -311,6 +398,7 @@ impl<T: TableHandle> Offer<T> {
             tx: p.tx,
             rx: p.rx,
             port,
+            rx_port,
             partial: Partial::default(),
             broken: None,
             stats: Stats::default(),

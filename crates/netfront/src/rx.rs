@@ -89,7 +89,7 @@ impl<T: TableHandle> NetQueue<T> {
             posted = true;
         }
         if posted && self.rx.push_requests() {
-            self.notify()?;
+            self.notify(true)?;
         }
         Ok(())
     }

@@ -146,7 +146,7 @@ impl<T: TableHandle> NetQueue<T> {
         }
         self.stats.tx_packets += 1;
         if self.tx.push_requests() {
-            self.notify()?;
+            self.notify(false)?;
         }
         Ok(())
     }

@@ -92,13 +92,12 @@ type Pair = (
 );
 
 fn connect(env: &mut Env, front_queues: u16, back_queues: u16) -> Pair {
+    connect_with(env, small(front_queues), back_queues)
+}
+
+fn connect_with(env: &mut Env, config: ConnectConfig, back_queues: u16) -> Pair {
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let mut fc = Connector::new(
-        env.table,
-        "device/vif/0",
-        &format!("vif{n}"),
-        small(front_queues),
-    );
+    let mut fc = Connector::new(env.table, "device/vif/0", &format!("vif{n}"), config);
     let mut bc = BackConnector::new(
         &env.dev.backend_path,
         &format!("vifback{n}"),
@@ -280,4 +279,36 @@ fn xsa396_teardown_while_the_backend_maps_reports_still_mapped() {
     );
     back.disconnect(&mut env.bev).unwrap();
     assert_eq!(env.table.retry_deferred(8).freed, 2);
+}
+
+#[test]
+fn split_event_channels_one_per_direction() {
+    let mut env = env();
+    let mut config = small(1);
+    config.queue.split_event_channels = true;
+    let (mut front, mut back, _bc, keys) = connect_with(&mut env, config, 1);
+    assert_eq!(key(&keys, "event-channel"), None);
+    let tx: u32 = key(&keys, "event-channel-tx").unwrap().parse().unwrap();
+    let rx: u32 = key(&keys, "event-channel-rx").unwrap().parse().unwrap();
+    assert_ne!(tx, rx);
+    let q = front.queue(0).unwrap();
+    assert_eq!(q.port().raw(), tx);
+    assert_eq!(q.rx_port().map(|p| p.raw()), Some(rx));
+    let before = env.xen.stats();
+    let (rx0, tx0) = (
+        before.deliveries_to(env.fd.domid(), rx),
+        before.deliveries_to(env.fd.domid(), tx),
+    );
+    // Backend → frontend RX completions arrive on the RX channel only.
+    let mut sink = Sink::default();
+    back.push_frame(0, &frame(100, 1), FrameMeta::default())
+        .unwrap();
+    back.poll(&mut sink).unwrap();
+    let after = env.xen.stats();
+    assert!(after.deliveries_to(env.fd.domid(), rx) > rx0);
+    assert_eq!(after.deliveries_to(env.fd.domid(), tx), tx0);
+    let mut buf = vec![0u8; 65535];
+    let info = front.queue(0).unwrap().receive(&mut buf).unwrap().unwrap();
+    assert_eq!(&buf[..info.len], &frame(100, 1)[..]);
+    exchange(&mut front, &mut back, 0);
 }
