@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use xenpv_evtchn::{EventChannels, InterdomainPort, Port};
+use xenpv_evtchn::{EventChannels, InterdomainPort, Port, PortBinding};
 use xenpv_grant::{ForeignGrants, GrantRef, MapRequest, Mapped, MappedPages};
 use xenpv_platform::Platform;
 use xenpv_sys::xen::DomId;
@@ -122,6 +122,16 @@ impl<P: Platform + Clone> Stream for Client<P> {
 
     fn raw(&mut self) -> &mut RawEnd<Mapped<P>, MappedPages<P>> {
         &mut self.raw
+    }
+
+    fn port(&self) -> Port {
+        self.port.port()
+    }
+
+    fn port_binding(&self) -> Result<PortBinding, Error> {
+        xenpv_evtchn::ops::status(&self.platform, self.port.port())
+            .map(|s| s.binding)
+            .map_err(Error::Event)
     }
 
     fn notify_peer(&self) -> Result<(), Error> {

@@ -649,6 +649,15 @@ impl<C: SharedMemory, D: SharedMemory> RawEnd<C, D> {
         }
     }
 
+    /// Records that the peer is gone without having cleared its live flag
+    /// (its domain died, or it closed its event channel): from now on the
+    /// channel is closed as if it had (reads drain what is there first).
+    pub fn peer_gone(&mut self) {
+        if self.state == State::Open {
+            self.state = State::PeerClosed;
+        }
+    }
+
     /// Whether a peer violation broke the channel.
     pub fn is_broken(&self) -> bool {
         self.state == State::Broken

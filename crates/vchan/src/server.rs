@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use xenpv_evtchn::{EventChannels, Port, UnboundPort};
+use xenpv_evtchn::{EventChannels, Port, PortBinding, UnboundPort};
 use xenpv_grant::{Access, GrantRef, Granted, GrantedPages, Page, TableHandle};
 use xenpv_platform::Platform;
 use xenpv_sys::xen::DomId;
@@ -184,6 +184,16 @@ impl<T: TableHandle> Stream for Server<T> {
 
     fn raw(&mut self) -> &mut RawEnd<Granted<T>, GrantedPages<T>> {
         &mut self.raw
+    }
+
+    fn port(&self) -> Port {
+        self.port.port()
+    }
+
+    fn port_binding(&self) -> Result<PortBinding, Error> {
+        xenpv_evtchn::ops::status(&self.platform, self.port.port())
+            .map(|s| s.binding)
+            .map_err(Error::Event)
     }
 
     fn notify_peer(&self) -> Result<(), Error> {

@@ -1,5 +1,6 @@
 //! [`Stream`]: the byte-stream calls both owned ends share.
 
+use xenpv_evtchn::{Port, PortBinding};
 use xenpv_shmem::SharedMemory;
 
 use crate::error::Error;
@@ -33,6 +34,29 @@ pub trait Stream {
 
     /// Sends an event to the peer.
     fn notify_peer(&self) -> Result<(), Error>;
+
+    /// This end's event-channel port.
+    fn port(&self) -> Port;
+
+    /// What Xen says this end's port is bound to (`EVTCHNOP_status`).
+    fn port_binding(&self) -> Result<PortBinding, Error>;
+
+    /// The peer's state, asking Xen as well as the live flag: a peer whose
+    /// domain died (or that closed its port) without clearing its flag
+    /// leaves our port no longer interdomain, and the channel is then
+    /// closed ([`Error::Closed`] once drained). One hypercall; the blocking
+    /// calls do this before each wait, so a vanished peer ends them with
+    /// `Closed` rather than `Stalled`.
+    fn check_peer(&mut self) -> Result<PeerState, Error> {
+        let state = self.peer_state()?;
+        if state == PeerState::Open
+            && !matches!(self.port_binding()?, PortBinding::Interdomain { .. })
+        {
+            self.raw().peer_gone();
+            return Ok(PeerState::Closed);
+        }
+        Ok(state)
+    }
 
     /// Reads what is there, up to `buf.len()` bytes; `Ok(0)` if nothing is
     /// yet. [`Error::Closed`] once the peer has closed and all it sent has
@@ -84,6 +108,9 @@ pub trait Stream {
             if n > 0 {
                 return Ok(n);
             }
+            if self.check_peer()? == PeerState::Closed {
+                continue; // the next read drains, then says Closed
+            }
             wait_once(&mut waits, max_waits, &mut wait)?;
         }
     }
@@ -102,6 +129,8 @@ pub trait Stream {
             if n > 0 {
                 waits = 0;
                 data = data.get(n..).unwrap_or(&[]);
+            } else if self.check_peer()? == PeerState::Closed {
+                return Err(Error::Closed);
             } else {
                 wait_once(&mut waits, max_waits, &mut wait)?;
             }
@@ -122,7 +151,7 @@ pub trait Stream {
             if n > 0 {
                 waits = 0;
                 buf = core::mem::take(&mut buf).get_mut(n..).unwrap_or(&mut []);
-            } else {
+            } else if self.check_peer()? != PeerState::Closed {
                 wait_once(&mut waits, max_waits, &mut wait)?;
             }
         }

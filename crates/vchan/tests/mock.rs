@@ -370,3 +370,59 @@ fn blocking_calls_are_bounded_and_use_the_callers_wait() {
     client.close(&mut be).unwrap();
     server.close(&mut ae).unwrap();
 }
+
+#[test]
+fn a_vanished_server_domain_closes_the_channel_instead_of_stalling() {
+    let Pair { xen, a, b } = pair();
+    let table = GrantTable::new(&a, GrantConfig::default()).unwrap();
+    let (mut ae, mut be) = (events(&a), events(&b));
+    let mut server = Server::new(&table, &mut ae, b.domid(), Config::SMALL).unwrap();
+    let mut client =
+        Client::connect(&b, &mut be, a.domid(), server.ring_ref(), server.port()).unwrap();
+    server.write(b"left behind").unwrap();
+    // The server's domain dies without clearing srv_live.
+    assert!(xen.destroy_domain(a.domid()));
+    assert_eq!(client.peer_state(), Ok(PeerState::Open)); // the flag alone lies
+    let mut waits = 0;
+    let mut buf = [0u8; 64];
+    let n = client
+        .read_blocking(&mut buf, 5, || {
+            waits += 1;
+            true
+        })
+        .unwrap();
+    assert_eq!(&buf[..n], b"left behind"); // delivered data is not lost
+    let r = client.read_blocking(&mut buf, 5, || {
+        waits += 1;
+        true
+    });
+    assert_eq!((r, waits), (Err(Error::Closed), 0));
+    assert_eq!(client.write(b"x"), Err(Error::Closed));
+    client.close(&mut be).unwrap();
+    std::mem::forget(server); // its domain is gone: nothing to revoke
+}
+
+#[test]
+fn a_vanished_client_domain_closes_the_channel_and_its_pages_come_back() {
+    let Pair { xen, a, b } = pair();
+    let table = GrantTable::new(&a, GrantConfig::default()).unwrap();
+    let mut ae = events(&a);
+    let mut be = events(&b);
+    let config = Config {
+        read_min: 8192,
+        write_min: 8192,
+    };
+    let mut server = Server::new(&table, &mut ae, b.domid(), config).unwrap();
+    let client = Client::connect(&b, &mut be, a.domid(), server.ring_ref(), server.port()).unwrap();
+    assert_eq!(server.check_peer(), Ok(PeerState::Open));
+    std::mem::forget(client);
+    assert!(xen.destroy_domain(b.domid()));
+    assert_eq!(server.check_peer(), Ok(PeerState::Closed));
+    assert_eq!(
+        server.write_all(b"anyone?", 5, || panic!("no wait needed")),
+        Err(Error::Closed)
+    );
+    // The dead client's mappings were released: every page is revoked.
+    server.close(&mut ae).unwrap();
+    assert_eq!(table.deferred_stats().pending, 0);
+}
