@@ -129,9 +129,7 @@ impl<P: Platform + Clone> Stream for Client<P> {
     }
 
     fn port_binding(&self) -> Result<PortBinding, Error> {
-        xenpv_evtchn::ops::status(&self.platform, self.port.port())
-            .map(|s| s.binding)
-            .map_err(Error::Event)
+        crate::stream::binding_of(&self.platform, self.port.port())
     }
 
     fn notify_peer(&self) -> Result<(), Error> {

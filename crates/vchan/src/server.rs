@@ -191,9 +191,7 @@ impl<T: TableHandle> Stream for Server<T> {
     }
 
     fn port_binding(&self) -> Result<PortBinding, Error> {
-        xenpv_evtchn::ops::status(&self.platform, self.port.port())
-            .map(|s| s.binding)
-            .map_err(Error::Event)
+        crate::stream::binding_of(&self.platform, self.port.port())
     }
 
     fn notify_peer(&self) -> Result<(), Error> {

@@ -194,3 +194,13 @@ fn finish_with<S: Stream + ?Sized, T>(s: &mut S, r: Result<T, Error>) -> Result<
     }
     r
 }
+
+/// `EVTCHNOP_status` of `port`: what it is bound to.
+pub(crate) fn binding_of<P: xenpv_platform::Platform>(
+    platform: &P,
+    port: Port,
+) -> Result<PortBinding, Error> {
+    xenpv_evtchn::ops::status(platform, port)
+        .map(|s| s.binding)
+        .map_err(Error::Event)
+}

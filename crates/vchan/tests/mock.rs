@@ -22,6 +22,31 @@ fn pair() -> Pair {
     Pair { xen, a, b }
 }
 
+/// Two domains with a connected server (in `a`) and client (in `b`).
+macro_rules! connected {
+    ($config:expr => $xen:ident, $a:ident, $b:ident, $table:ident, $ae:ident, $be:ident,
+     $server:ident, $client:ident) => {
+        let Pair {
+            xen: $xen,
+            a: $a,
+            b: $b,
+        } = pair();
+        let $table = GrantTable::new(&$a, GrantConfig::default()).unwrap();
+        let (mut $ae, mut $be) = (events(&$a), events(&$b));
+        #[allow(unused_mut)]
+        let mut $server = Server::new(&$table, &mut $ae, $b.domid(), $config).unwrap();
+        #[allow(unused_mut)]
+        let mut $client = Client::connect(
+            &$b,
+            &mut $be,
+            $a.domid(),
+            $server.ring_ref(),
+            $server.port(),
+        )
+        .unwrap();
+    };
+}
+
 fn events(d: &Domain) -> EventChannels<&Domain> {
     EventChannels::new(d, EvConfig::DEFAULT).unwrap()
 }
@@ -131,12 +156,7 @@ fn a_third_domain_cannot_read_the_published_nodes() {
 /// sizes, single-threaded and interleaved (deterministic), checking every
 /// byte. Returns the number of events each side sent.
 fn stream_both_ways(config: Config, total: u64, seed: u64) {
-    let Pair { xen, a, b } = pair();
-    let table = GrantTable::new(&a, GrantConfig::default()).unwrap();
-    let (mut ae, mut be) = (events(&a), events(&b));
-    let mut server = Server::new(&table, &mut ae, b.domid(), config).unwrap();
-    let mut client =
-        Client::connect(&b, &mut be, a.domid(), server.ring_ref(), server.port()).unwrap();
+    connected!(config => xen, a, b, table, ae, be, server, client);
     let mut rng = Rng(seed | 1);
     let (mut s_sent, mut s_got, mut c_sent, mut c_got) = (0u64, 0u64, 0u64, 0u64);
     let mut out = vec![0u8; 70_000];
@@ -220,12 +240,7 @@ fn streams_with_one_ring_in_page_and_one_granted() {
 
 #[test]
 fn events_follow_the_notify_bits() {
-    let Pair { xen, a, b } = pair();
-    let table = GrantTable::new(&a, GrantConfig::default()).unwrap();
-    let (mut ae, mut be) = (events(&a), events(&b));
-    let mut server = Server::new(&table, &mut ae, b.domid(), Config::SMALL).unwrap();
-    let mut client =
-        Client::connect(&b, &mut be, a.domid(), server.ring_ref(), server.port()).unwrap();
+    connected!(Config::SMALL => xen, a, b, table, ae, be, server, client);
     let sends = |xen: &Xen, d: &Domain, p: u32| xen.stats().sends_on(d.domid(), p);
     let (sp, cp) = (server.port().raw(), client.port().raw());
     // Connecting notified the server once.
@@ -270,12 +285,7 @@ fn events_follow_the_notify_bits() {
 
 #[test]
 fn server_close_is_seen_by_the_client_after_it_drained_the_data() {
-    let Pair { xen, a, b } = pair();
-    let table = GrantTable::new(&a, GrantConfig::default()).unwrap();
-    let (mut ae, mut be) = (events(&a), events(&b));
-    let mut server = Server::new(&table, &mut ae, b.domid(), Config::SMALL).unwrap();
-    let mut client =
-        Client::connect(&b, &mut be, a.domid(), server.ring_ref(), server.port()).unwrap();
+    connected!(Config::SMALL => xen, a, b, table, ae, be, server, client);
     let cp = client.port();
     be.poll(|_| Outcome::Work); // the bind event
     server.write(b"last words").unwrap();
@@ -331,12 +341,7 @@ fn client_close_is_seen_by_the_server() {
 
 #[test]
 fn blocking_calls_are_bounded_and_use_the_callers_wait() {
-    let Pair { a, b, .. } = pair();
-    let table = GrantTable::new(&a, GrantConfig::default()).unwrap();
-    let (mut ae, mut be) = (events(&a), events(&b));
-    let mut server = Server::new(&table, &mut ae, b.domid(), Config::SMALL).unwrap();
-    let mut client =
-        Client::connect(&b, &mut be, a.domid(), server.ring_ref(), server.port()).unwrap();
+    connected!(Config::SMALL => _xen, a, b, table, ae, be, server, client);
     let mut buf = [0u8; 16];
     // A silent peer: the read gives up after exactly max_waits waits.
     let mut waits = 0;
@@ -373,12 +378,7 @@ fn blocking_calls_are_bounded_and_use_the_callers_wait() {
 
 #[test]
 fn a_vanished_server_domain_closes_the_channel_instead_of_stalling() {
-    let Pair { xen, a, b } = pair();
-    let table = GrantTable::new(&a, GrantConfig::default()).unwrap();
-    let (mut ae, mut be) = (events(&a), events(&b));
-    let mut server = Server::new(&table, &mut ae, b.domid(), Config::SMALL).unwrap();
-    let mut client =
-        Client::connect(&b, &mut be, a.domid(), server.ring_ref(), server.port()).unwrap();
+    connected!(Config::SMALL => xen, a, b, table, ae, be, server, client);
     server.write(b"left behind").unwrap();
     // The server's domain dies without clearing srv_live.
     assert!(xen.destroy_domain(a.domid()));
