@@ -5,112 +5,14 @@
 
 mod common;
 
-use common::{Table, World, frame, small, world};
-use xenpv_evtchn::{InterdomainPort, Outcome};
-use xenpv_grant::{ForeignGrants, MapRequest, Mapped};
-use xenpv_mock::Domain;
+use common::hostile::{Hostile, hostile};
+use common::{Table, frame, world};
+use xenpv_evtchn::Outcome;
 use xenpv_netfront::{NetError, NetQueue, RxChecksum, TxOffload, Violation};
-use xenpv_ring::BackRing;
-use xenpv_ring::protocols::{NetifRx, NetifTx};
 use xenpv_sys::io::netif::{
-    NETIF_RSP_OKAY, NetRxFlags, NetifExtraGso, NetifExtraInfo, NetifRxRequest, NetifRxResponse,
-    NetifTxRequest, NetifTxResponse,
+    NETIF_RSP_OKAY, NetRxFlags, NetifExtraGso, NetifExtraInfo, NetifRxResponse, NetifTxRequest,
 };
 use zerocopy::{FromBytes, IntoBytes};
-
-struct Hostile {
-    front: u16,
-    foreign: ForeignGrants<Domain>,
-    tx: BackRing<NetifTx, Mapped<Domain>>,
-    rx: BackRing<NetifRx, Mapped<Domain>>,
-    port: InterdomainPort,
-    back: Domain,
-}
-
-fn hostile(w: &mut World) -> (NetQueue<Table>, Hostile) {
-    let (offer, port) = w.offer(small());
-    let foreign = ForeignGrants::new(w.back.clone());
-    let req = |gref| MapRequest {
-        domid: w.front.domid(),
-        gref,
-        readonly: false,
-    };
-    let [t, r] = foreign.map(&[req(offer.tx_ring_ref()), req(offer.rx_ring_ref())]);
-    let tx = BackRing::init(t.unwrap()).map_err(|(e, _)| e).unwrap();
-    let rx = BackRing::init(r.unwrap()).map_err(|(e, _)| e).unwrap();
-    let q = offer.connected(&w.fev).map_err(|(_, e)| e).unwrap();
-    let h = Hostile {
-        front: w.front.domid(),
-        foreign,
-        tx,
-        rx,
-        port,
-        back: w.back.clone(),
-    };
-    (q, h)
-}
-
-impl Hostile {
-    fn tx_requests(&mut self) -> Vec<NetifTxRequest> {
-        let mut v = Vec::new();
-        while let Some(r) = self.tx.get_request().unwrap() {
-            v.push(r);
-        }
-        v
-    }
-    fn tx_respond(&mut self, rsps: &[(u16, i16)]) {
-        for &(id, status) in rsps {
-            self.tx
-                .put_response(NetifTxResponse { id, status })
-                .unwrap();
-        }
-        self.tx.push_responses();
-    }
-    fn rx_requests(&mut self, n: usize) -> Vec<NetifRxRequest> {
-        (0..n)
-            .map(|_| self.rx.get_request().unwrap().unwrap())
-            .collect()
-    }
-    fn rx_respond(&mut self, rsps: &[NetifRxResponse]) {
-        for r in rsps {
-            self.rx.put_response(*r).unwrap();
-        }
-        self.rx.push_responses();
-    }
-    /// Writes into one of the frontend's granted pages through a mapping.
-    fn write_page(&self, gref: u32, offset: usize, data: &[u8]) {
-        let m = self.map(gref);
-        m.write(offset, data).unwrap();
-        m.unmap().unwrap();
-    }
-    fn read_page(&self, gref: u32) -> Vec<u8> {
-        let m = self.map(gref);
-        let mut page = vec![0u8; 4096];
-        m.read(0, &mut page).unwrap();
-        m.unmap().unwrap();
-        page
-    }
-    fn map(&self, gref: u32) -> Mapped<Domain> {
-        let [m] = self.foreign.map(&[MapRequest {
-            domid: self.front,
-            gref,
-            readonly: false,
-        }]);
-        m.unwrap()
-    }
-    /// Publishes a response producer index of its choosing.
-    fn set_rsp_prod(ring: &Mapped<Domain>, value: u32) {
-        ring.write(8, &value.to_le_bytes()).unwrap();
-    }
-    fn data(id: u16, offset: u16, status: i16, flags: NetRxFlags) -> NetifRxResponse {
-        NetifRxResponse {
-            id,
-            offset,
-            flags: flags.bits(),
-            status,
-        }
-    }
-}
 
 fn send_one(q: &mut NetQueue<Table>, h: &mut Hostile) -> NetifTxRequest {
     q.send(&frame(60, 1), TxOffload::default()).unwrap();

@@ -2,6 +2,8 @@
 //! netfront queue connected to a Rust netback (or to a scripted peer).
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use xenpv_evtchn::{Config as EvConfig, EventChannels, InterdomainPort};
 use xenpv_grant::{Config as GrantConfig, GrantTable};
 use xenpv_mock::{Domain, DomainConfig, Xen};
