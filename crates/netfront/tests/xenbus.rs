@@ -312,3 +312,72 @@ fn split_event_channels_one_per_direction() {
     assert_eq!(&buf[..info.len], &frame(100, 1)[..]);
     exchange(&mut front, &mut back, 0);
 }
+
+#[test]
+fn unplug_at_every_handshake_step_then_restart_connects_cleanly() {
+    for k in 0..5 {
+        let mut env = env();
+        let mut fc = Connector::new(env.table, "device/vif/0", &format!("step{k}"), small(1));
+        let mut bc = BackConnector::new(
+            &env.dev.backend_path,
+            &format!("stepb{k}"),
+            BackConnectConfig::default(),
+        );
+        let (mut front, mut back) = (None, None);
+        for _ in 0..k {
+            if back.is_none() {
+                back = bc.poll(&mut env.bxs, &mut env.bev).unwrap();
+            }
+            if front.is_none() {
+                front = fc.poll(&mut env.fxs, &mut env.fev).unwrap();
+            }
+        }
+        toolstack::remove_device(&env.xen, &env.dev).unwrap();
+        // The driver domain lets go first; then the guest notices.
+        if let Some(b) = back.take() {
+            b.disconnect(&mut env.bev).unwrap();
+        }
+        let _ = bc.poll(&mut env.bxs, &mut env.bev);
+        match front.take() {
+            Some(mut f) => {
+                assert!(
+                    f.refresh(&mut env.fxs).is_err(),
+                    "step {k}: unplug unnoticed"
+                );
+                f.teardown(&mut env.fev).unwrap();
+            }
+            None => assert!(
+                fc.poll(&mut env.fxs, &mut env.fev).is_err() || k == 0,
+                "step {k}: unplug unnoticed"
+            ),
+        }
+        env.table.retry_deferred(64);
+        assert_eq!(
+            env.table.deferred_stats().pending,
+            0,
+            "step {k}: grants kept"
+        );
+
+        env.dev = toolstack::add_vif(
+            &env.xen,
+            env.fd.domid(),
+            env.bd.domid(),
+            0,
+            &VifConfig::default(),
+        )
+        .unwrap();
+        fc.restart(&mut env.fxs, &mut env.fev).unwrap();
+        bc.restart(&mut env.bxs).unwrap();
+        let (mut front, mut back) = (None, None);
+        for _ in 0..20 {
+            if back.is_none() {
+                back = bc.poll(&mut env.bxs, &mut env.bev).unwrap();
+            }
+            if front.is_none() {
+                front = fc.poll(&mut env.fxs, &mut env.fev).unwrap();
+            }
+        }
+        let (mut front, mut back) = (front.expect("reconnected"), back.expect("reconnected"));
+        exchange(&mut front, &mut back, 0);
+    }
+}
