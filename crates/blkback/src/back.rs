@@ -4,7 +4,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
-use xenpv_evtchn::{InterdomainPort, Outcome};
+use xenpv_evtchn::{InterdomainPort, Outcome, Port};
 use xenpv_grant::{CopyEnd, CopyOp, ForeignGrants, MappedPages, Page};
 use xenpv_platform::{PAGE_SIZE, Platform};
 use xenpv_ring::protocols::Blkif;
@@ -42,7 +42,14 @@ pub struct BackStats {
     pub notifications: u64,
 }
 
-/// One connected frontend: its ring (mapped), event channel and the image.
+/// One ring of a frontend (`queue-N` with multi-queue).
+struct BackQueue<P: Platform> {
+    ring: BackRing<Blkif, MappedPages<P>>,
+    port: InterdomainPort,
+}
+
+/// One connected frontend: its rings (mapped; one per queue), event
+/// channels and the image.
 ///
 /// Data moves by grant copy (`GNTTABOP_copy`) between the frontend's
 /// grants and a private page, so persistent and per-request grants are
@@ -55,8 +62,7 @@ pub struct BackStats {
 /// `BLKIF_RSP_ERROR` and nothing outside the image is touched. Responses
 /// are written whole, padding zeroed (XSA-216).
 pub struct BlkBack<P: Platform + Clone, I: Image> {
-    ring: BackRing<Blkif, MappedPages<P>>,
-    port: InterdomainPort,
+    queues: Vec<BackQueue<P>>,
     platform: P,
     foreign: ForeignGrants<P>,
     frontend: DomId,
@@ -73,7 +79,7 @@ impl<P: Platform + Clone, I: Image> fmt::Debug for BlkBack<P, I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BlkBack")
             .field("frontend", &self.frontend)
-            .field("port", &self.port)
+            .field("queues", &self.queues.len())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -104,8 +110,7 @@ impl<P: Platform + Clone, I: Image> BlkBack<P, I> {
             .min(crate::MAX_INDIRECT_SEGMENTS as usize)
             .max(BLKIF_MAX_SEGMENTS_PER_REQUEST);
         Ok(Self {
-            ring,
-            port,
+            queues: alloc::vec![BackQueue { ring, port }],
             foreign: ForeignGrants::new(platform.clone()),
             platform,
             frontend,
@@ -130,9 +135,30 @@ impl<P: Platform + Clone, I: Image> BlkBack<P, I> {
         &mut self.image
     }
 
-    /// The event channel.
-    pub fn port(&self) -> &InterdomainPort {
-        &self.port
+    /// Adds another queue (multi-queue): its ring, already mapped, and its
+    /// channel, already bound. On failure both are handed back.
+    pub fn add_queue(
+        &mut self,
+        ring: MappedPages<P>,
+        port: InterdomainPort,
+    ) -> Result<(), Box<(BackError, MappedPages<P>, InterdomainPort)>> {
+        match BackRing::init(ring) {
+            Ok(ring) => {
+                self.queues.push(BackQueue { ring, port });
+                Ok(())
+            }
+            Err((e, ring)) => Err(Box::new((BackError::Ring(e), ring, port))),
+        }
+    }
+
+    /// Number of queues (rings).
+    pub fn queues(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// The event channel of queue `queue`.
+    pub fn port(&self, queue: usize) -> Option<&InterdomainPort> {
+        self.queues.get(queue).map(|q| &q.port)
     }
 
     /// Counters.
@@ -145,36 +171,52 @@ impl<P: Platform + Clone, I: Image> BlkBack<P, I> {
         self.broken
     }
 
-    /// Call from the event dispatcher for this port: whether requests
-    /// are waiting (`Spurious` otherwise).
-    pub fn on_event(&mut self) -> Outcome {
-        match self.ring.unconsumed_requests() {
-            Ok(n) if n > 0 => Outcome::Work,
+    /// Call from the event dispatcher for one of the ports: whether
+    /// requests are waiting on its ring (`Spurious` otherwise, or for a
+    /// port that is not ours).
+    pub fn on_event(&mut self, port: Port) -> Outcome {
+        let q = self.queues.iter_mut().find(|q| q.port.port() == port);
+        match q.map(|q| q.ring.unconsumed_requests()) {
+            Some(Ok(n)) if n > 0 => Outcome::Work,
             _ => Outcome::Spurious,
         }
     }
 
-    /// Answers up to `budget` requests; returns how many. Notifies the
-    /// frontend if the ring says so. Impossible ring indices break the
-    /// backend ([`BackError::Ring`], then [`BackError::Broken`]).
+    /// Answers up to `budget` requests over all queues; returns how many.
+    /// Notifies the frontend on each queue where the ring says so.
+    /// Impossible ring indices break the backend ([`BackError::Ring`],
+    /// then [`BackError::Broken`]).
     pub fn process(&mut self, budget: usize) -> Result<usize, BackError> {
         if self.broken {
             return Err(BackError::Broken);
         }
         let mut done = 0;
-        let r = self.process_inner(budget, &mut done);
-        if self.ring.push_responses() {
-            self.stats.notifications += 1;
-            self.port.notify(&self.platform)?;
+        for q in 0..self.queues.len() {
+            let r = self.process_queue(q, budget, &mut done);
+            if let Some(queue) = self.queues.get_mut(q) {
+                if queue.ring.push_responses() {
+                    self.stats.notifications += 1;
+                    queue.port.notify(&self.platform)?;
+                }
+            }
+            r?;
         }
-        r.map(|()| done)
+        Ok(done)
     }
 
-    fn process_inner(&mut self, budget: usize, done: &mut usize) -> Result<(), BackError> {
+    fn process_queue(
+        &mut self,
+        q: usize,
+        budget: usize,
+        done: &mut usize,
+    ) -> Result<(), BackError> {
         while *done < budget {
-            let req = match self.ring.get_request() {
+            let Some(queue) = self.queues.get_mut(q) else {
+                return Ok(());
+            };
+            let req = match queue.ring.get_request() {
                 Ok(Some(r)) => r,
-                Ok(None) => match self.ring.final_check_for_requests() {
+                Ok(None) => match queue.ring.final_check_for_requests() {
                     Ok(true) => continue,
                     Ok(false) => return Ok(()),
                     Err(e) => return Err(self.fail(e)),
@@ -195,7 +237,11 @@ impl<P: Platform + Clone, I: Image> BlkBack<P, I> {
                 BLKIF_RSP_EOPNOTSUPP => self.stats.unsupported += 1,
                 _ => {}
             }
-            self.ring.put_response(rsp).map_err(|e| self.fail(e))?;
+            let put = match self.queues.get_mut(q) {
+                Some(queue) => queue.ring.put_response(rsp),
+                None => return Ok(()),
+            };
+            put.map_err(|e| self.fail(e))?;
             *done += 1;
         }
         Ok(())
@@ -377,15 +423,19 @@ impl<P: Platform + Clone, I: Image> BlkBack<P, I> {
         r.is_ok()
     }
 
-    /// Takes the backend apart: unmaps the ring and gives back the port
-    /// (close it) and the image. If Xen refuses the unmap, the mapping is
-    /// returned in the error.
-    pub fn teardown(self) -> (InterdomainPort, I, Result<(), BackError>) {
-        let r = self
-            .ring
-            .into_inner()
-            .unmap()
-            .map_err(|(e, _)| BackError::Grant(e));
-        (self.port, self.image, r)
+    /// Takes the backend apart: unmaps the rings and gives back the ports
+    /// (close them) and the image. The first unmap Xen refuses is
+    /// reported (that mapping is kept, never reused).
+    pub fn teardown(self) -> (Vec<InterdomainPort>, I, Result<(), BackError>) {
+        let mut ports = Vec::with_capacity(self.queues.len());
+        let mut r = Ok(());
+        for q in self.queues {
+            if let Err((e, mapped)) = q.ring.into_inner().unmap() {
+                drop(mapped);
+                r = r.and(Err(BackError::Grant(e)));
+            }
+            ports.push(q.port);
+        }
+        (ports, self.image, r)
     }
 }

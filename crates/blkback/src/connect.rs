@@ -4,14 +4,12 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use xenpv_evtchn::{EventChannels, Port};
-use xenpv_grant::ForeignGrants;
+use xenpv_evtchn::{EventChannels, InterdomainPort, Port};
+use xenpv_grant::{ForeignGrants, MappedPages};
 use xenpv_platform::Platform;
 use xenpv_sys::io::xenbus::XenbusState;
 use xenpv_xenstore::transport::Transport;
-use xenpv_xenstore::xenbus::{
-    BackStatus, Backend, ValueError, XenbusError, read_unsigned, write_state,
-};
+use xenpv_xenstore::xenbus::{BackStatus, Backend, XenbusError, read_unsigned, write_state};
 use xenpv_xenstore::{Client, Store};
 
 use crate::back::BlkBack;
@@ -35,14 +33,18 @@ pub struct BackConfig {
     pub max_indirect_segments: u32,
     /// Offer `feature-persistent` (grant copy serves both kinds alike).
     pub persistent: bool,
+    /// `multi-queue-max-queues` (1: single queue, key not written).
+    pub max_queues: u32,
 }
 
 impl BackConfig {
-    /// Rings of up to 16 pages, 256 indirect segments, persistent grants.
+    /// Rings of up to 16 pages, 256 indirect segments, persistent grants,
+    /// up to 4 queues.
     pub const DEFAULT: Self = Self {
         max_ring_page_order: 4,
         max_indirect_segments: 256,
         persistent: true,
+        max_queues: 4,
     };
 }
 
@@ -103,6 +105,12 @@ fn feature_keys<I: Image>(image: &I, config: &BackConfig) -> Vec<(String, String
         config.max_ring_page_order.min(4).to_string(),
     ));
     k.push(("feature-persistent".to_string(), b(config.persistent)));
+    if config.max_queues > 1 {
+        k.push((
+            "multi-queue-max-queues".to_string(),
+            config.max_queues.to_string(),
+        ));
+    }
     k
 }
 
@@ -136,9 +144,9 @@ impl<I: Image> BackConnector<I> {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        match self.be.poll(xs, &features, &["event-channel"])? {
-            BackStatus::FrontendReady(keys) => {
-                let r = self.attach(xs, events, &keys);
+        match self.be.poll(xs, &features, &[])? {
+            BackStatus::FrontendReady(_) => {
+                let r = self.attach(xs, events);
                 if r.is_err() {
                     let _ = self.be.close(xs);
                 }
@@ -152,7 +160,6 @@ impl<I: Image> BackConnector<I> {
         &mut self,
         xs: &mut Client<X>,
         events: &mut EventChannels<P, N>,
-        keys: &[(String, String)],
     ) -> Result<BlkBack<P, I>, BackError> {
         let link = self
             .be
@@ -160,16 +167,6 @@ impl<I: Image> BackConnector<I> {
             .cloned()
             .ok_or(BackError::Xenbus(XenbusError::PeerVanished))?;
         let fdir = link.path.clone();
-        let bad = |k: &str, why| BackError::BadKey {
-            key: format!("{fdir}/{k}"),
-            why,
-        };
-        let port = keys
-            .iter()
-            .find(|(k, _)| k == "event-channel")
-            .and_then(|(_, v)| v.parse::<u32>().ok())
-            .and_then(Port::new)
-            .ok_or_else(|| bad("event-channel", ValueError::NotNumber))?;
         match xs.read(&format!("{fdir}/protocol")) {
             Ok(p) if p != PROTOCOL_NATIVE.as_bytes() => {
                 return Err(BackError::Protocol(
@@ -178,30 +175,48 @@ impl<I: Image> BackConnector<I> {
             }
             _ => {}
         }
+        let max_queues = u64::from(self.config.max_queues.max(1));
+        let queues = read_unsigned(
+            xs,
+            &format!("{fdir}/multi-queue-num-queues"),
+            1..=max_queues,
+        )?;
         let max_order = u64::from(self.config.max_ring_page_order.min(4));
         let order = read_unsigned(xs, &format!("{fdir}/ring-page-order"), 0..=max_order)?;
-        let mut refs = Vec::new();
-        match order {
-            None => refs.push(ring_ref(xs, &format!("{fdir}/ring-ref"))?),
-            Some(o) => {
-                for i in 0..(1u32 << o) {
-                    refs.push(ring_ref(xs, &format!("{fdir}/ring-ref{i}"))?);
+        let platform = events.platform().clone();
+        let foreign = ForeignGrants::new(platform.clone());
+        let mut rings = Vec::new();
+        let dirs: Vec<String> = match queues {
+            None => alloc::vec![fdir.clone()],
+            Some(n) => (0..n).map(|q| format!("{fdir}/queue-{q}")).collect(),
+        };
+        let mut result = Ok(());
+        for dir in &dirs {
+            match self.map_queue(xs, events, &foreign, link.domid, dir, order) {
+                Ok(r) => rings.push(r),
+                Err(e) => {
+                    result = Err(e);
+                    break;
                 }
             }
         }
-        let platform = events.platform().clone();
-        let ring = ForeignGrants::new(platform.clone())
-            .map_pages(link.domid, &refs, false)
-            .map_err(BackError::Grant)?;
-        let port = match events.bind_interdomain(link.domid, port) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = ring.unmap();
-                return Err(e.into());
+        let image = match (result, self.image.take()) {
+            (Ok(()), Some(image)) => image,
+            (r, image) => {
+                self.image = image;
+                for (ring, port) in rings {
+                    drop(ring);
+                    let _ = events.close(port);
+                }
+                return Err(r.err().unwrap_or(BackError::Broken));
             }
         };
-        let image = self.image.take().ok_or(BackError::Broken)?;
-        let back = BlkBack::new(
+        let mut rings = rings.into_iter();
+        let Some((ring, port)) = rings.next() else {
+            self.image = Some(image);
+            return Err(BackError::Broken);
+        };
+        let mut back = BlkBack::new(
             platform,
             link.domid,
             ring,
@@ -211,13 +226,57 @@ impl<I: Image> BackConnector<I> {
         )
         .map_err(|refused| {
             let (e, ring, port, image) = *refused;
-            let _ = ring.unmap();
+            drop(ring);
             let _ = events.close(port);
             self.image = Some(image);
             e
         })?;
+        for (ring, port) in rings {
+            if let Err(refused) = back.add_queue(ring, port) {
+                let (e, ring, port) = *refused;
+                drop(ring);
+                let _ = events.close(port);
+                return Err(e);
+            }
+        }
         self.be.connect(xs)?;
         Ok(back)
+    }
+
+    /// Maps one queue's ring (`<dir>/ring-ref` or `ring-ref0..N`) and binds
+    /// its `<dir>/event-channel`.
+    fn map_queue<X: Transport, P: Platform + Clone, const N: usize>(
+        &self,
+        xs: &mut Client<X>,
+        events: &mut EventChannels<P, N>,
+        foreign: &ForeignGrants<P>,
+        domid: xenpv_sys::xen::DomId,
+        dir: &str,
+        order: Option<u64>,
+    ) -> Result<(MappedPages<P>, InterdomainPort), BackError> {
+        let key = format!("{dir}/event-channel");
+        let port = read_unsigned(xs, &key, 1..=u64::from(u32::MAX))?
+            .and_then(|p| Port::new(p as u32))
+            .ok_or(BackError::Xenbus(XenbusError::MissingKey(key)))?;
+        let mut refs = Vec::new();
+        match order {
+            None => refs.push(ring_ref(xs, &format!("{dir}/ring-ref"))?),
+            Some(o) => {
+                for i in 0..(1u32 << o) {
+                    refs.push(ring_ref(xs, &format!("{dir}/ring-ref{i}"))?);
+                }
+            }
+        }
+        let ring = foreign
+            .map_pages(domid, &refs, false)
+            .map_err(BackError::Grant)?;
+        match events.bind_interdomain(domid, port) {
+            Ok(p) => Ok((ring, p)),
+            Err(e) => {
+                drop(ring);
+                Err(e.into())
+            }
+        }
     }
 
     /// After the connection: checks the frontend is still there

@@ -29,6 +29,9 @@ pub const PROTOCOL_NATIVE: &str = "x86_32-abi";
 #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
 pub const PROTOCOL_NATIVE: &str = "arm-abi";
 
+/// Rings prepared (with their offered channels) for a backend.
+type Pending<T> = (Vec<(Prepared<T>, UnboundPort)>, PeerLink);
+
 /// Drives the frontend side of the handshake for one `vbd` and builds the
 /// [`Queue`] once both ends are connected.
 ///
@@ -46,7 +49,7 @@ pub struct Connector<T: TableHandle> {
     config: QueueConfig,
     probe_token: String,
     probe_watch: Option<String>,
-    prepared: Option<(Prepared<T>, UnboundPort, PeerLink)>,
+    prepared: Option<Pending<T>>,
     keys: Vec<(String, String)>,
 }
 
@@ -97,9 +100,11 @@ impl<T: TableHandle> Connector<T> {
 
     fn release<P: Platform, const N: usize>(&mut self, events: &mut EventChannels<P, N>) {
         self.keys.clear();
-        if let Some((prepared, port, _)) = self.prepared.take() {
-            let _ = events.close(port);
-            let _ = prepared.revoke();
+        if let Some((queues, _)) = self.prepared.take() {
+            for (prepared, port) in queues {
+                let _ = events.close(port);
+                let _ = prepared.revoke();
+            }
         }
     }
 
@@ -151,16 +156,40 @@ impl<T: TableHandle> Connector<T> {
             )?
             .unwrap_or(0) as u32;
             let order = max_order.min(self.config.max_ring_page_order).min(4);
-            let prepared = Queue::prepare(self.table.clone(), link.domid, order, &self.config)?;
-            let port = match events.alloc_unbound(link.domid) {
-                Ok(p) => p,
-                Err(e) => {
-                    let _ = prepared.revoke();
-                    return Err(e.into());
+            let max_queues = read_unsigned(
+                xs,
+                &format!("{}/multi-queue-max-queues", link.path),
+                0..=u64::from(u32::MAX),
+            )?
+            .unwrap_or(1) as u32;
+            let n = max_queues
+                .min(u32::from(self.config.max_queues))
+                .clamp(1, MAX_QUEUES);
+            let mut queues = Vec::with_capacity(n as usize);
+            let mut failed = None;
+            for _ in 0..n {
+                let prepared =
+                    match Queue::prepare(self.table.clone(), link.domid, order, &self.config) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    };
+                match events.alloc_unbound(link.domid) {
+                    Ok(port) => queues.push((prepared, port)),
+                    Err(e) => {
+                        let _ = prepared.revoke();
+                        failed = Some(e.into());
+                        break;
+                    }
                 }
-            };
-            self.keys = keys(&prepared, &port);
-            self.prepared = Some((prepared, port, link));
+            }
+            self.keys = keys(&queues, order);
+            self.prepared = Some((queues, link));
+            if let Some(e) = failed {
+                return Err(e);
+            }
             self.unwatch(xs);
         }
         let keys: Vec<(&str, &str)> = self
@@ -172,7 +201,7 @@ impl<T: TableHandle> Connector<T> {
             FrontStatus::Connected => {}
             _ => return Ok(None),
         }
-        let Some((_, _, link)) = &self.prepared else {
+        let Some((_, link)) = &self.prepared else {
             return Ok(None);
         };
         let disk = DiskInfo::read(xs, &link.path)?;
@@ -183,42 +212,93 @@ impl<T: TableHandle> Connector<T> {
             .next()
             .and_then(|s| s.parse::<u16>().ok())
             .unwrap_or(0);
-        let Some((prepared, port, link)) = self.prepared.take() else {
+        let Some((prepared, link)) = self.prepared.take() else {
             return Ok(None);
         };
-        let port = match events.connected(port) {
-            Ok(p) => p,
-            Err((port, e)) => {
-                self.prepared = Some((prepared, port, link));
-                return Err(e.into());
+        let mut built: Vec<Queue<T>> = Vec::with_capacity(prepared.len());
+        let mut rest = prepared.into_iter();
+        while let Some((p, port)) = rest.next() {
+            match events.connected(port) {
+                Ok(port) => built.push(Queue::new(p, port, disk, handle, &self.config)),
+                Err((port, e)) => {
+                    // Give everything back: connected queues are torn down,
+                    // the others revoked.
+                    for q in built {
+                        let (port, _) = q.teardown(|_| {});
+                        let _ = events.close(port);
+                    }
+                    let _ = events.close(port);
+                    let _ = p.revoke();
+                    for (p, port) in rest {
+                        let _ = events.close(port);
+                        let _ = p.revoke();
+                    }
+                    return Err(e.into());
+                }
             }
+        }
+        let mut queues = built.into_iter();
+        let Some(first) = queues.next() else {
+            return Ok(None);
         };
-        let queue = Queue::new(prepared, port, disk, handle, &self.config);
         Ok(Some(BlkFront {
-            queue,
+            first,
+            rest: queues.collect(),
             fe: self.fe.clone(),
             backend: link,
         }))
     }
 }
 
-fn keys<T: TableHandle>(prepared: &Prepared<T>, port: &UnboundPort) -> Vec<(String, String)> {
-    let mut keys = Vec::new();
+/// The most queues a frontend sets up.
+pub const MAX_QUEUES: u32 = 16;
+
+fn ring_keys<T: TableHandle>(
+    keys: &mut Vec<(String, String)>,
+    prefix: &str,
+    prepared: &Prepared<T>,
+    port: &UnboundPort,
+) {
     let refs = prepared.ring_refs();
     if prepared.ring_page_order() == 0 {
         if let Some(r) = refs.first() {
-            keys.push(("ring-ref".to_string(), r.to_string()));
+            keys.push((format!("{prefix}ring-ref"), r.to_string()));
         }
     } else {
-        keys.push((
-            "ring-page-order".to_string(),
-            prepared.ring_page_order().to_string(),
-        ));
         for (i, r) in refs.iter().enumerate() {
-            keys.push((format!("ring-ref{i}"), r.to_string()));
+            keys.push((format!("{prefix}ring-ref{i}"), r.to_string()));
         }
     }
-    keys.push(("event-channel".to_string(), port.port().raw().to_string()));
+    keys.push((
+        format!("{prefix}event-channel"),
+        port.port().raw().to_string(),
+    ));
+}
+
+/// The keys a frontend publishes: `ring-page-order` (when > 0), then per
+/// ring `ring-ref`/`ring-refN` and `event-channel` (under `queue-N/` with
+/// `multi-queue-num-queues` when there are several), `protocol`,
+/// `feature-persistent`.
+fn keys<T: TableHandle>(
+    queues: &[(Prepared<T>, UnboundPort)],
+    order: u32,
+) -> Vec<(String, String)> {
+    let mut keys = Vec::new();
+    if order > 0 {
+        keys.push(("ring-page-order".to_string(), order.to_string()));
+    }
+    match queues {
+        [(prepared, port)] => ring_keys(&mut keys, "", prepared, port),
+        _ => {
+            keys.push((
+                "multi-queue-num-queues".to_string(),
+                queues.len().to_string(),
+            ));
+            for (q, (prepared, port)) in queues.iter().enumerate() {
+                ring_keys(&mut keys, &format!("queue-{q}/"), prepared, port);
+            }
+        }
+    }
     keys.push(("protocol".to_string(), PROTOCOL_NATIVE.to_string()));
     keys.push(("feature-persistent".to_string(), "1".to_string()));
     keys
@@ -233,9 +313,11 @@ pub enum Change {
     Resized(u64),
 }
 
-/// A connected block device: the [`Queue`] plus its xenbus link.
+/// A connected block device: its [`Queue`]s (one per ring; several with
+/// multi-queue) plus its xenbus link.
 pub struct BlkFront<T: TableHandle> {
-    queue: Queue<T>,
+    first: Queue<T>,
+    rest: Vec<Queue<T>>,
     fe: Frontend,
     backend: PeerLink,
 }
@@ -243,32 +325,47 @@ pub struct BlkFront<T: TableHandle> {
 impl<T: TableHandle> core::fmt::Debug for BlkFront<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("BlkFront")
-            .field("queue", &self.queue)
+            .field("queue", &self.first)
+            .field("more_queues", &self.rest.len())
             .field("backend", &self.backend)
             .finish()
     }
 }
 
 impl<T: TableHandle> BlkFront<T> {
-    /// The queue (submit/poll).
+    /// The first queue (submit/poll), the only one without multi-queue.
     pub fn queue(&mut self) -> &mut Queue<T> {
-        &mut self.queue
+        &mut self.first
     }
 
-    /// The queue alone (drops the xenbus link: for adapters that own the
-    /// queue, such as `SdmmcDisk`).
-    pub fn into_queue(self) -> Queue<T> {
-        self.queue
-    }
-
-    /// The queue, read-only.
+    /// The first queue, read-only.
     pub fn queue_ref(&self) -> &Queue<T> {
-        &self.queue
+        &self.first
+    }
+
+    /// Queue `i` (`queue-i`), if there is one.
+    pub fn queue_at(&mut self, i: usize) -> Option<&mut Queue<T>> {
+        match i.checked_sub(1) {
+            None => Some(&mut self.first),
+            Some(j) => self.rest.get_mut(j),
+        }
+    }
+
+    /// How many queues (rings) the device has.
+    pub fn queue_count(&self) -> usize {
+        1 + self.rest.len()
+    }
+
+    /// The queues alone (first, then the others: empty without
+    /// multi-queue), dropping the xenbus link: for adapters that own a
+    /// queue, such as `SdmmcDisk`.
+    pub fn into_queues(self) -> (Queue<T>, Vec<Queue<T>>) {
+        (self.first, self.rest)
     }
 
     /// The disk.
     pub fn disk(&self) -> &DiskInfo {
-        self.queue.disk()
+        self.first.disk()
     }
 
     /// The backend.
@@ -283,26 +380,34 @@ impl<T: TableHandle> BlkFront<T> {
         self.fe.poll(xs, &[])?;
         let sectors = read_unsigned(xs, &format!("{}/sectors", self.backend.path), 1..=u64::MAX)?;
         match sectors {
-            Some(s) if s != self.queue.disk().sectors => {
-                self.queue.set_sectors(s);
+            Some(s) if s != self.first.disk().sectors => {
+                self.first.set_sectors(s);
+                for q in &mut self.rest {
+                    q.set_sectors(s);
+                }
                 Ok(Change::Resized(s))
             }
             _ => Ok(Change::None),
         }
     }
 
-    /// Closes the port and revokes every grant. Requests in flight are
-    /// completed through `cancelled` with
+    /// Closes the ports and revokes every grant. Requests in flight are
+    /// completed through `cancelled` (with their queue's index) with
     /// [`IoError::Disconnected`](crate::IoError::Disconnected).
     /// [`Error::StillMapped`] if the backend still maps a page: those pages
     /// are never reused (XSA-396).
     pub fn teardown<P: Platform, const N: usize>(
         self,
         events: &mut EventChannels<P, N>,
-        cancelled: impl FnMut(crate::Completion),
+        mut cancelled: impl FnMut(usize, crate::Completion),
     ) -> Result<(), Error> {
-        let (port, r) = self.queue.teardown(cancelled);
-        let closed = events.close(port).map_err(Error::from);
-        r.and(closed)
+        let mut result = Ok(());
+        let queues = core::iter::once(self.first).chain(self.rest);
+        for (i, q) in queues.enumerate() {
+            let (port, r) = q.teardown(|c| cancelled(i, c));
+            let closed = events.close(port).map_err(Error::from);
+            result = result.and(r).and(closed);
+        }
+        result
     }
 }

@@ -47,7 +47,7 @@ mod queue;
 #[cfg(feature = "embedded-sdmmc")]
 mod sdmmc;
 
-pub use connect::{BlkFront, Change, Connector, PROTOCOL_NATIVE};
+pub use connect::{BlkFront, Change, Connector, MAX_QUEUES, PROTOCOL_NATIVE};
 pub use error::{Error, Feature, IoError, Violation};
 pub use info::{DiscardInfo, DiskInfo, FlushKind, MAX_SECTOR_SIZE};
 pub use io::Waiter;

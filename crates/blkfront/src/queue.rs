@@ -39,15 +39,19 @@ pub struct QueueConfig {
     pub max_indirect_segments: u32,
     /// Ring pages as `ring-page-order` at most (0..=4).
     pub max_ring_page_order: u32,
+    /// Queues (rings) at most, when the backend offers
+    /// `multi-queue-max-queues` (1: a single ring).
+    pub max_queues: u16,
 }
 
 impl QueueConfig {
     /// 256 bounce pages (1 MiB), indirect requests of up to 32 segments
-    /// (128 KiB, Linux's default), rings of up to 4 pages.
+    /// (128 KiB, Linux's default), rings of up to 4 pages, one queue.
     pub const DEFAULT: Self = Self {
         pool_pages: 256,
         max_indirect_segments: 32,
         max_ring_page_order: 2,
+        max_queues: 1,
     };
 }
 

@@ -249,11 +249,15 @@ fn reconnects_after_toolstack_unplug_and_replug() {
     assert!(front.refresh(&mut env.fxs).is_err());
     // The backend lets go first, then the frontend can revoke everything;
     // the write in flight fails with a typed error, to be resubmitted.
-    let (port, image, r) = back.teardown();
+    let (ports, image, r) = back.teardown();
     r.unwrap();
-    env.bev.close(port).unwrap();
+    for port in ports {
+        env.bev.close(port).unwrap();
+    }
     let mut cancelled = Vec::new();
-    front.teardown(&mut env.fev, |c| cancelled.push(c)).unwrap();
+    front
+        .teardown(&mut env.fev, |_, c| cancelled.push(c))
+        .unwrap();
     assert_eq!(
         cancelled,
         [Completion {
@@ -296,7 +300,7 @@ fn xsa396_pages_still_mapped_at_disconnect_are_not_reused() {
         .collect();
     // The frontend disconnects while the backend still maps the ring.
     assert_eq!(
-        front.teardown(&mut env.fev, |_| {}),
+        front.teardown(&mut env.fev, |_, _| {}),
         Err(Error::StillMapped)
     );
     let deferred = env.table.deferred_stats();
@@ -310,7 +314,7 @@ fn xsa396_pages_still_mapped_at_disconnect_are_not_reused() {
         std::mem::forget(r);
     }
     // Once the backend unmaps, the deferred pages can be freed.
-    let (_port, _image, r) = back.teardown();
+    let (_ports, _image, r) = back.teardown();
     r.unwrap();
     env.table.retry_deferred(16);
     assert_eq!(env.table.deferred_stats().pending, 0);
@@ -353,4 +357,76 @@ fn events_wake_the_registered_waker_and_report_work() {
     assert_eq!(count.0.load(Ordering::Relaxed), 1);
     let c = front.queue().poll().unwrap().unwrap();
     assert_eq!(c.result, Ok(()));
+}
+
+#[test]
+fn multi_queue_publishes_queue_subtrees_and_serves_every_queue() {
+    let mut env = env();
+    let (mut front, mut back, _bc, keys) = connect_with(
+        &mut env,
+        RamImage::new(1024),
+        QueueConfig {
+            max_queues: 3,
+            max_ring_page_order: 1,
+            pool_pages: 64,
+            ..QueueConfig::DEFAULT
+        },
+        BackConfig::DEFAULT,
+    );
+    assert_eq!(front.queue_count(), 3);
+    assert_eq!(back.queues(), 3);
+    assert_eq!(key(&keys, "multi-queue-num-queues"), Some("3"));
+    assert_eq!(key(&keys, "ring-page-order"), Some("1"));
+    assert!(key(&keys, "event-channel").is_none());
+    let xs = env.xen.xenstore();
+    for q in 0..3 {
+        for k in ["ring-ref0", "ring-ref1", "event-channel"] {
+            let path = format!("{}/queue-{q}/{k}", env.dev.frontend_path);
+            assert_eq!(
+                xs.read_string(&path).as_deref(),
+                key(&keys, &format!("queue-{q}/{k}")),
+                "{path}"
+            );
+            assert!(xs.read_string(&path).is_some(), "{path}");
+        }
+    }
+    // Each queue writes its own sectors; the backend serves all three.
+    for q in 0..3u64 {
+        let data = pattern(4096, q as u8);
+        run_backend(&mut back, |w| {
+            front
+                .queue_at(q as usize)
+                .unwrap()
+                .write_blocking(q * 8, &data, w)
+        })
+        .unwrap();
+        assert_eq!(front.queue_at(q as usize).unwrap().stats().requests, 1);
+    }
+    for q in 0..3usize {
+        assert_eq!(
+            &back.image().bytes()[q * 4096..(q + 1) * 4096],
+            &pattern(4096, q as u8)[..]
+        );
+    }
+    assert!(front.queue_at(3).is_none());
+}
+
+#[test]
+fn single_queue_when_the_backend_offers_no_multi_queue() {
+    let mut env = env();
+    let (front, back, _bc, keys) = connect_with(
+        &mut env,
+        RamImage::new(64),
+        QueueConfig {
+            max_queues: 4,
+            ..QueueConfig::DEFAULT
+        },
+        BackConfig {
+            max_queues: 1,
+            ..BackConfig::DEFAULT
+        },
+    );
+    assert_eq!((front.queue_count(), back.queues()), (1, 1));
+    assert!(key(&keys, "multi-queue-num-queues").is_none());
+    assert!(key(&keys, "event-channel").is_some());
 }

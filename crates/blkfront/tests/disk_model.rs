@@ -38,15 +38,17 @@ fn step() -> impl Strategy<Value = Step> {
 fn configs() -> impl Strategy<Value = (QueueConfig, BackConfig)> {
     (
         0u32..=2,
-        prop::sample::select(vec![16u16, 40, 256]),
+        prop::sample::select(vec![16u16, 40, 96]),
         prop::sample::select(vec![0u32, 32, 256]),
+        1u16..=3,
     )
-        .prop_map(|(order, pool, indirect)| {
+        .prop_map(|(order, pool, indirect, queues)| {
             (
                 QueueConfig {
                     pool_pages: pool,
                     max_indirect_segments: 64,
                     max_ring_page_order: order,
+                    max_queues: queues,
                 },
                 BackConfig {
                     max_indirect_segments: indirect,
@@ -68,34 +70,38 @@ proptest! {
         let mut model = vec![0u8; SECTORS as usize * 512];
         let (mut front, mut back, _bc, _) =
             connect_with(&mut env, RamImage::new(SECTORS as usize), fcfg, bcfg);
-        for s in steps {
+        for (i, s) in steps.into_iter().enumerate() {
+            // Spread the I/O over the queues (multi-queue cases).
+            let qi = i % front.queue_count();
             match s {
                 Step::Write { sector, sectors, seed } => {
                     let data = pattern(sectors as usize * 512, seed);
-                    run_backend(&mut back, |w| front.queue().write_blocking(sector, &data, w)).unwrap();
+                    run_backend(&mut back, |w| front.queue_at(qi).unwrap().write_blocking(sector, &data, w)).unwrap();
                     let at = sector as usize * 512;
                     model[at..at + data.len()].copy_from_slice(&data);
                 }
                 Step::Read { sector, sectors } => {
                     let mut buf = vec![0xA5u8; sectors as usize * 512];
-                    run_backend(&mut back, |w| front.queue().read_blocking(sector, &mut buf, w)).unwrap();
+                    run_backend(&mut back, |w| front.queue_at(qi).unwrap().read_blocking(sector, &mut buf, w)).unwrap();
                     let at = sector as usize * 512;
                     prop_assert_eq!(&buf[..], &model[at..at + buf.len()]);
                 }
                 Step::Flush => {
-                    run_backend(&mut back, |w| front.queue().flush_blocking(w)).unwrap();
+                    run_backend(&mut back, |w| front.queue_at(qi).unwrap().flush_blocking(w)).unwrap();
                 }
                 Step::Discard { sector, sectors } => {
-                    run_backend(&mut back, |w| front.queue().discard_blocking(sector, sectors, false, w)).unwrap();
+                    run_backend(&mut back, |w| front.queue_at(qi).unwrap().discard_blocking(sector, sectors, false, w)).unwrap();
                     let at = sector as usize * 512;
                     model[at..at + sectors as usize * 512].fill(0);
                 }
                 Step::Reconnect => {
                     toolstack::remove_device(&env.xen, &env.dev).unwrap();
-                    let (port, image, r) = back.teardown();
+                    let (ports, image, r) = back.teardown();
                     r.unwrap();
-                    env.bev.close(port).unwrap();
-                    front.teardown(&mut env.fev, |c| panic!("nothing was in flight: {c:?}")).unwrap();
+                    for port in ports {
+        env.bev.close(port).unwrap();
+    }
+                    front.teardown(&mut env.fev, |_, c| panic!("nothing was in flight: {c:?}")).unwrap();
                     env.dev = toolstack::add_vbd(&env.xen, env.fd.domid(), env.bd.domid(), DEVID, &VbdConfig::default()).unwrap();
                     let (f, b, _, _) = connect_with(&mut env, image, fcfg, bcfg);
                     front = f;

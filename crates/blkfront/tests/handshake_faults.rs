@@ -41,14 +41,16 @@ fn fault_at(steps: usize, kill: Kill) {
     }
     // The old backend domain lets go of whatever it mapped.
     if let Some(b) = back.take() {
-        let (port, _image, r) = b.teardown();
+        let (ports, _image, r) = b.teardown();
         r.unwrap();
-        env.bev.close(port).unwrap();
+        for port in ports {
+            env.bev.close(port).unwrap();
+        }
     }
     match front.take() {
         Some(mut f) => {
             assert!(f.refresh(&mut env.fxs).is_err(), "step {steps} {kill:?}");
-            f.teardown(&mut env.fev, |_| {}).unwrap();
+            f.teardown(&mut env.fev, |_, _| {}).unwrap();
         }
         None => {
             // Either an error now, or still waiting: never connected to a

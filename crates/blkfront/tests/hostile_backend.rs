@@ -250,7 +250,7 @@ fn event_storm_is_throttled_not_spun_on() {
     // 1000 events with no response behind any of them: each is spurious,
     // and the dispatcher masks the port after a few.
     for _ in 0..1000 {
-        back.port().notify(env.bd).unwrap();
+        back.port(0).unwrap().notify(env.bd).unwrap();
         env.fev.poll(|p| {
             if p == port {
                 let o = front.queue().on_event();

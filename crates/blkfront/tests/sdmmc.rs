@@ -44,5 +44,5 @@ fn block_device_reads_and_writes_blocks_on_the_backend_image() {
 }
 
 fn blkfront_queue(front: Front) -> xenpv_blkfront::Queue<Table> {
-    front.into_queue()
+    front.into_queues().0
 }

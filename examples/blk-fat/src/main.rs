@@ -213,7 +213,7 @@ fn main() -> Res<()> {
             .map(drop)
             .map_err(|_| BlkError::Stalled)
     };
-    let sd = SdmmcDisk::new(front.into_queue(), wait, 16).map_err(err)?;
+    let sd = SdmmcDisk::new(front.into_queues().0, wait, 16).map_err(err)?;
     let vm = VolumeManager::new(sd, Clock);
     {
         let volume = vm.open_volume(VolumeIdx(0)).map_err(err)?;
