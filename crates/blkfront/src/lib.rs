@@ -18,6 +18,9 @@
 //!   `embedded_sdmmc::BlockDevice`, so a `no_std` unikernel gets a FAT
 //!   filesystem on a Xen disk.
 //!
+//! * With `std`, [`DiskIo`] gives `std::io::{Read, Write, Seek}` over a
+//!   queue.
+//!
 //! # The backend is hostile
 //! Every response is copied out of the ring once and validated before
 //! anything is touched: the id must be in range and outstanding (not
@@ -38,6 +41,8 @@
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
 
 mod connect;
 mod error;
@@ -46,6 +51,8 @@ mod io;
 mod queue;
 #[cfg(feature = "embedded-sdmmc")]
 mod sdmmc;
+#[cfg(feature = "std")]
+mod stdio;
 
 pub use connect::{BlkFront, Change, Connector, MAX_QUEUES, PROTOCOL_NATIVE};
 pub use error::{Error, Feature, IoError, Violation};
@@ -57,3 +64,5 @@ pub use queue::{
 };
 #[cfg(feature = "embedded-sdmmc")]
 pub use sdmmc::SdmmcDisk;
+#[cfg(feature = "std")]
+pub use stdio::DiskIo;
