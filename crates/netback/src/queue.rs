@@ -11,11 +11,15 @@ use xenpv_ring::protocols::{NetifRx, NetifTx};
 use xenpv_sys::grant_table::GrantRef;
 use xenpv_sys::xen::DomId;
 
-use crate::tx::Chain;
+use crate::tx::{BATCH_PACKETS, Chain, Entry};
 use crate::{BackError, FrameMeta, FrameSink, FrontViolation};
 
 /// Local pages enough for the largest frame.
 pub(crate) const STAGING_PAGES: usize = 0xFFFF_usize.div_ceil(PAGE_SIZE);
+
+/// Local pages a TX copy batch may fill (several packets, each starting on
+/// a fresh page).
+pub(crate) const BATCH_PAGES: usize = 4 * STAGING_PAGES + BATCH_PACKETS;
 
 /// Sizing of a backend queue.
 ///
@@ -73,6 +77,8 @@ pub struct BackQueue<P: Platform + Clone> {
     pub(crate) frame: Vec<u8>,
     pub(crate) rx_queue: VecDeque<(Vec<u8>, FrameMeta)>,
     pub(crate) chain: Chain,
+    /// The TX packets of the batch being copied (capacity kept).
+    pub(crate) batch: Vec<Entry>,
     pub(crate) broken: Option<FrontViolation>,
     pub(crate) stats: Stats,
 }
@@ -128,8 +134,8 @@ impl<P: Platform + Clone> BackQueue<P> {
         let (t, r) = (t.map_err(BackError::Map)?, r.map_err(BackError::Map)?);
         let tx = BackRing::init(t).map_err(|(e, _)| BackError::Ring(e))?;
         let rx = BackRing::init(r).map_err(|(e, _)| BackError::Ring(e))?;
-        let mut staging = Vec::with_capacity(STAGING_PAGES);
-        for _ in 0..STAGING_PAGES {
+        let mut staging = Vec::with_capacity(BATCH_PAGES);
+        for _ in 0..BATCH_PAGES {
             staging.push(Page::new(platform.clone()).ok_or(BackError::OutOfPages)?);
         }
         Ok(Self {
@@ -145,6 +151,7 @@ impl<P: Platform + Clone> BackQueue<P> {
             frame: alloc::vec![0; STAGING_PAGES * PAGE_SIZE],
             rx_queue: VecDeque::with_capacity(config.rx_queue_len),
             chain: Chain::default(),
+            batch: Vec::with_capacity(BATCH_PACKETS),
             broken: None,
             stats: Stats::default(),
         })

@@ -10,15 +10,17 @@ use xenpv_sys::io::netif::{
 };
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::queue::STAGING_PAGES;
+use crate::queue::{BATCH_PAGES, STAGING_PAGES};
 use crate::{BackError, BackQueue, FATAL_SLOTS, FrameMeta, FrameSink, FrontViolation, MAX_SLOTS};
 
 /// The smallest frame: an Ethernet header.
 const ETH_HLEN: usize = 14;
 
-/// Copy operations for one packet: each fragment may straddle two staging
-/// pages.
-const MAX_OPS: usize = 2 * MAX_SLOTS;
+/// Copy operations per batch (a fragment may straddle two staging pages).
+const MAX_OPS: usize = 128;
+
+/// Packets per copy batch.
+pub(crate) const BATCH_PACKETS: usize = 64;
 
 /// One consumed TX slot: a data request, or an extra-info slot (answered
 /// `NETIF_RSP_NULL`).
@@ -48,144 +50,261 @@ fn tx_as_extra(req: &NetifTxRequest) -> Option<NetifExtraInfo> {
     NetifExtraInfo::read_from_bytes(bytes.get(..core::mem::size_of::<NetifExtraInfo>())?).ok()
 }
 
+/// Where a valid packet sits in the batch.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Placed {
+    first_page: usize,
+    total: usize,
+    first_op: usize,
+    nops: usize,
+    flags: u16,
+}
+
+/// A consumed packet waiting for its batch's copy: its slots (to answer)
+/// and, if it passed validation, where it goes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Entry {
+    chain: Chain,
+    placed: Option<Placed>,
+}
+
+/// Validates a chain: the first slot's own length (the total minus the
+/// rest: odd splits are legal, XSA-432, zero-length fragments too) and the
+/// total, or `None` if the packet must be dropped.
+fn plan(chain: &Chain) -> Option<(usize, usize, u16)> {
+    if chain.bad {
+        return None;
+    }
+    let mut data = chain.slots.iter().take(chain.n).filter(|s| !s.extra);
+    let first = data.next()?.req;
+    let mut rest = 0usize;
+    for s in data {
+        rest += usize::from(s.req.size);
+        if usize::from(s.req.offset) + usize::from(s.req.size) > PAGE_SIZE {
+            return None;
+        }
+    }
+    let total = usize::from(first.size);
+    let first_len = total.checked_sub(rest)?;
+    if total < ETH_HLEN || usize::from(first.offset) + first_len > PAGE_SIZE {
+        return None;
+    }
+    Some((first_len, total, first.flags))
+}
+
+/// Appends the copy operations of one packet placed at `first_page`
+/// (fragments split where they cross a staging page). `None` if they do
+/// not fit (cannot happen: the caller reserved room).
+fn emit<'a>(
+    frontend: u16,
+    chain: &Chain,
+    first_len: usize,
+    first_page: usize,
+    frames: &[Option<LocalFrame<'a>>],
+    ops: &mut [CopyOp<'a>],
+    nops: &mut usize,
+) -> Option<()> {
+    let mut at = first_page * PAGE_SIZE;
+    let data = chain.slots.iter().take(chain.n).filter(|s| !s.extra);
+    for (i, s) in data.enumerate() {
+        let r = s.req;
+        let mut len = if i == 0 {
+            first_len
+        } else {
+            usize::from(r.size)
+        };
+        let mut src = usize::from(r.offset);
+        while len > 0 {
+            let step = len.min(PAGE_SIZE - at % PAGE_SIZE);
+            let frame = (*frames.get(at / PAGE_SIZE)?)?;
+            *ops.get_mut(*nops)? = CopyOp {
+                source: CopyEnd::Grant {
+                    domid: frontend,
+                    gref: r.gref,
+                    offset: src as u16,
+                },
+                dest: CopyEnd::Local {
+                    frame,
+                    offset: (at % PAGE_SIZE) as u16,
+                },
+                len: step as u16,
+            };
+            *nops += 1;
+            at += step;
+            src += step;
+            len -= step;
+        }
+    }
+    Some(())
+}
+
 impl<P: Platform + Clone> BackQueue<P> {
+    /// Takes up to `tx_budget` packets off the TX ring, copying them in
+    /// batches: one `GNTTABOP_copy` call sequence per batch of up to
+    /// [`BATCH_PACKETS`] packets, then delivery and whole responses in
+    /// ring order.
     pub(crate) fn process_tx(&mut self, sink: &mut impl FrameSink) -> Result<(), BackError> {
         let mut packets = 0;
-        // Bounded: each iteration consumes a request, and the ring holds at
-        // most `size` published ones per refresh; `tx_budget` bounds packets.
-        let max_slots = self.tx.size() as usize * 2;
-        for _ in 0..max_slots {
-            if packets >= self.config.tx_budget {
-                break;
-            }
-            let req = match self.tx.get_request() {
-                Ok(Some(r)) => r,
-                Ok(None) => match self.tx.final_check_for_requests() {
-                    Ok(true) => continue,
-                    Ok(false) => break,
-                    Err(e) => return Err(self.fail(FrontViolation::Ring(e))),
-                },
-                Err(e) => return Err(self.fail(FrontViolation::Ring(e))),
-            };
-            if let Err(v) = self.chain.take(req) {
-                return Err(self.fail(v));
-            }
-            if self.chain.expect_extra || self.chain.more {
-                continue;
-            }
-            let chain = core::mem::take(&mut self.chain);
-            let ok = !chain.bad && self.deliver(&chain, sink);
-            if !ok {
-                self.stats.tx_errors += 1;
-            }
-            self.answer(&chain, ok)?;
-            packets += 1;
-        }
-        if self.tx.push_responses() {
-            self.notify(false)?;
-        }
-        Ok(())
-    }
-
-    /// Validates sizes and offsets, grant-copies the fragments into the
-    /// staging pages (one batch) and hands the frame to `sink`. `false`:
-    /// the packet is dropped.
-    fn deliver(&mut self, chain: &Chain, sink: &mut impl FrameSink) -> bool {
-        let data = chain
-            .slots
-            .iter()
-            .take(chain.n)
-            .filter(|s| !s.extra)
-            .map(|s| s.req);
-        let mut first = None;
-        let mut rest = 0usize;
-        for (i, r) in data.clone().enumerate() {
-            if i == 0 {
-                first = Some(r);
-            } else {
-                rest += usize::from(r.size);
-                if usize::from(r.offset) + usize::from(r.size) > PAGE_SIZE {
-                    return false;
+        let mut result = Ok(());
+        // Bounded: each batch consumes at least one request or ends the
+        // loop, and `tx_budget` bounds the packets.
+        for _ in 0..self.config.tx_budget.max(1) {
+            match self.tx_batch(sink) {
+                Ok((more, taken)) => {
+                    packets += taken;
+                    if !more || packets >= self.config.tx_budget {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
                 }
             }
         }
-        let Some(first) = first else { return false };
-        let total = usize::from(first.size);
-        // The first slot's own bytes: the total minus what follows (odd
-        // splits are legal, XSA-432; zero-length fragments too).
-        let Some(first_len) = total.checked_sub(rest) else {
-            return false;
-        };
-        if total < ETH_HLEN || usize::from(first.offset) + first_len > PAGE_SIZE {
-            return false;
+        // Publish what was answered, even before a violation.
+        if self.tx.push_responses() {
+            self.notify(false)?;
         }
-        let mut frames: [Option<LocalFrame<'_>>; STAGING_PAGES] = [None; STAGING_PAGES];
-        for (f, p) in frames.iter_mut().zip(self.staging.iter_mut()) {
-            *f = Some(p.local_frame());
-        }
-        let blank = CopyOp {
-            source: CopyEnd::Grant {
+        result
+    }
+
+    /// One batch. Returns whether requests may remain, and how many
+    /// packets were taken.
+    fn tx_batch(&mut self, sink: &mut impl FrameSink) -> Result<(bool, usize), BackError> {
+        self.batch.clear();
+        let mut more = true;
+        let mut violation = None;
+        let mut results = [false; MAX_OPS];
+        {
+            let mut frames: [Option<LocalFrame<'_>>; BATCH_PAGES] = [None; BATCH_PAGES];
+            for (f, p) in frames.iter_mut().zip(self.staging.iter_mut()) {
+                *f = Some(p.local_frame());
+            }
+            let blank = CopyEnd::Grant {
                 domid: self.frontend,
                 gref: 0,
                 offset: 0,
-            },
-            dest: CopyEnd::Grant {
-                domid: self.frontend,
-                gref: 0,
-                offset: 0,
-            },
-            len: 0,
-        };
-        let mut ops = [blank; MAX_OPS];
-        let mut n = 0;
-        let mut at = 0usize;
-        for (i, r) in data.enumerate() {
-            let mut len = if i == 0 {
-                first_len
-            } else {
-                usize::from(r.size)
             };
-            let mut src = usize::from(r.offset);
-            while len > 0 {
-                let room = PAGE_SIZE - at % PAGE_SIZE;
-                let step = len.min(room);
-                let (Some(Some(frame)), Some(op)) = (frames.get(at / PAGE_SIZE), ops.get_mut(n))
-                else {
-                    return false;
-                };
-                *op = CopyOp {
-                    source: CopyEnd::Grant {
-                        domid: self.frontend,
-                        gref: r.gref,
-                        offset: src as u16,
+            let mut ops = [CopyOp {
+                source: blank,
+                dest: blank,
+                len: 0,
+            }; MAX_OPS];
+            let (mut nops, mut pages) = (0usize, 0usize);
+            // Room for one more largest packet is kept before each chain.
+            let max_slots = self.tx.size() as usize * 2;
+            for _ in 0..max_slots {
+                if self.batch.len() >= BATCH_PACKETS.min(self.config.tx_budget.max(1))
+                    || pages + STAGING_PAGES > BATCH_PAGES
+                    || nops + 2 * MAX_SLOTS > MAX_OPS
+                {
+                    break;
+                }
+                let req = match self.tx.get_request() {
+                    Ok(Some(r)) => r,
+                    Ok(None) => match self.tx.final_check_for_requests() {
+                        Ok(true) => continue,
+                        Ok(false) => {
+                            more = false;
+                            break;
+                        }
+                        Err(e) => {
+                            violation = Some(FrontViolation::Ring(e));
+                            break;
+                        }
                     },
-                    dest: CopyEnd::Local {
-                        frame: *frame,
-                        offset: (at % PAGE_SIZE) as u16,
-                    },
-                    len: step as u16,
+                    Err(e) => {
+                        violation = Some(FrontViolation::Ring(e));
+                        break;
+                    }
                 };
-                n += 1;
-                at += step;
-                src += step;
-                len -= step;
+                if let Err(v) = self.chain.take(req) {
+                    violation = Some(v);
+                    break;
+                }
+                if self.chain.expect_extra || self.chain.more {
+                    continue;
+                }
+                let chain = core::mem::take(&mut self.chain);
+                let mut placed = None;
+                if let Some((first_len, total, flags)) = plan(&chain) {
+                    let first_op = nops;
+                    let fits = emit(
+                        self.frontend,
+                        &chain,
+                        first_len,
+                        pages,
+                        &frames,
+                        &mut ops,
+                        &mut nops,
+                    );
+                    if fits.is_some() {
+                        placed = Some(Placed {
+                            first_page: pages,
+                            total,
+                            first_op,
+                            nops: nops - first_op,
+                            flags,
+                        });
+                        pages += total.div_ceil(PAGE_SIZE);
+                    } else {
+                        nops = first_op;
+                    }
+                }
+                self.batch.push(Entry { chain, placed });
+            }
+            if nops > 0 {
+                self.foreign
+                    .copy_each(ops.get(..nops).unwrap_or(&[]), |i, r| {
+                        if let Some(ok) = results.get_mut(i) {
+                            *ok = r.is_ok();
+                        }
+                    });
+                self.stats.grant_copies += nops as u64;
+                self.stats.copy_batches += 1;
             }
         }
-        let mut failed = false;
-        self.foreign
-            .copy_each(ops.get(..n).unwrap_or(&[]), |_, r| failed |= r.is_err());
-        self.stats.grant_copies += n as u64;
-        self.stats.copy_batches += 1;
-        if failed {
-            return false;
+        // Deliver and answer in ring order (also what was consumed before a
+        // violation: it was valid and is not lost).
+        let taken = self.batch.len();
+        for k in 0..taken {
+            let Some(entry) = self.batch.get(k).copied() else {
+                break;
+            };
+            let ok = match entry.placed {
+                Some(p) => {
+                    let copied = results
+                        .get(p.first_op..p.first_op + p.nops)
+                        .is_some_and(|r| r.iter().all(|&ok| ok));
+                    if copied {
+                        self.hand_over(p, entry.chain.gso, sink);
+                    }
+                    copied
+                }
+                None => false,
+            };
+            if !ok {
+                self.stats.tx_errors += 1;
+            }
+            self.answer(&entry.chain, ok)?;
         }
-        // Gather the staging pages into one contiguous frame for the sink.
-        for (i, page) in self.staging.iter().enumerate() {
+        if let Some(v) = violation {
+            return Err(self.fail(v));
+        }
+        Ok((more, taken))
+    }
+
+    /// Gathers a copied packet's staging pages into one contiguous frame
+    /// and hands it to `sink`.
+    fn hand_over(&mut self, p: Placed, gso: Option<(u8, u16)>, sink: &mut impl FrameSink) {
+        let pages = self.staging.iter().skip(p.first_page);
+        for (i, page) in pages.enumerate() {
             let start = i * PAGE_SIZE;
-            if start >= total {
+            if start >= p.total {
                 break;
             }
-            let end = total.min(start + PAGE_SIZE);
+            let end = p.total.min(start + PAGE_SIZE);
             if let (Some(dst), Some(src)) = (
                 self.frame.get_mut(start..end),
                 page.as_bytes().get(..end - start),
@@ -193,15 +312,14 @@ impl<P: Platform + Clone> BackQueue<P> {
                 dst.copy_from_slice(src);
             }
         }
-        let flags = NetTxFlags::from_bits_retain(first.flags);
+        let flags = NetTxFlags::from_bits_retain(p.flags);
         let meta = FrameMeta {
             csum_blank: flags.contains(NetTxFlags::CSUM_BLANK),
             data_validated: flags.contains(NetTxFlags::DATA_VALIDATED),
-            gso: chain.gso,
+            gso,
         };
-        sink.deliver(self.frame.get(..total).unwrap_or(&[]), meta);
+        sink.deliver(self.frame.get(..p.total).unwrap_or(&[]), meta);
         self.stats.tx_packets += 1;
-        true
     }
 
     /// One whole response per consumed slot, in order.

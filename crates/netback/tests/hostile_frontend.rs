@@ -347,3 +347,45 @@ fn rx_frames_fill_posted_buffers_with_whole_responses() {
     assert_eq!(got, frame);
     let _ = (&f.front, &f.back, f.table);
 }
+
+#[test]
+fn a_bad_packet_inside_a_batch_is_answered_error_and_its_neighbours_delivered() {
+    let (mut f, mut b) = setup(Config::default());
+    f.send(&[f.slot(0, 0, 60, E, 1)]);
+    f.send(&[f.slot(1, 4090, 60, E, 2)]); // past its page
+    f.send(&[f.slot(2, 0, 70, E, 3)]);
+    let mut sink = Sink::default();
+    b.poll(&mut sink).unwrap();
+    assert_eq!(sink.0.len(), 2);
+    assert_eq!(sink.0[0].0, vec![1u8; 60]);
+    assert_eq!(sink.0[1].0, vec![3u8; 70]);
+    let rsps = f.responses();
+    let got: Vec<_> = rsps.iter().map(|r| (r.id, r.status)).collect();
+    assert_eq!(
+        got,
+        [
+            (1, NETIF_RSP_OKAY),
+            (2, NETIF_RSP_ERROR),
+            (3, NETIF_RSP_OKAY)
+        ]
+    );
+    assert_eq!(b.stats().copy_batches, 1);
+}
+
+#[test]
+fn a_violation_after_valid_packets_still_delivers_them() {
+    let (mut f, mut b) = setup(Config::default());
+    f.send(&[f.slot(0, 0, 60, E, 1)]);
+    let extra = NetifExtraInfo {
+        type_: 99,
+        ..Default::default()
+    };
+    let mut raw = [0u8; 12];
+    raw[..8].copy_from_slice(extra.as_bytes());
+    let x = NetifTxRequest::read_from_bytes(&raw).unwrap();
+    f.send(&[f.slot(1, 0, 60, NetTxFlags::EXTRA_INFO, 2), x]);
+    let mut sink = Sink::default();
+    assert!(b.poll(&mut sink).is_err());
+    assert_eq!(sink.0.len(), 1, "the packet before the violation was lost");
+    assert_eq!(f.responses()[0].status, NETIF_RSP_OKAY);
+}
