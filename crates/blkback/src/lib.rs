@@ -11,6 +11,10 @@
 //! * [`Image`]: [`RamImage`] (`no_std` + `alloc`) and, with `std`,
 //!   `FileImage` (flush is `fsync`).
 //!
+//! The crate example of `xenpv-blkfront` runs both ends on the simulated
+//! Xen: a `BackConnector` serving a `RamImage`, driven with
+//! `BlkBack::process` whenever the frontend waits.
+//!
 //! # The frontend is hostile
 //! Each request is copied out of the ring once, then validated as a whole
 //! before any data moves: the operation is known, the segment count is
