@@ -290,3 +290,26 @@ fn read_data_is_copied_once_backend_cannot_change_it_after_completion() {
     assert_eq!(h.request(1).seg[0].gref, seg.gref);
     let _ = id2;
 }
+
+#[test]
+fn a_backend_that_never_answers_cannot_hang_a_blocking_call() {
+    let (_env, mut front, _back, _h) = setup();
+    let mut waits = 0;
+    let mut wait = || {
+        waits += 1;
+        Ok(())
+    };
+    let mut waiter = xenpv_blkfront::Waiter {
+        wait: &mut wait,
+        max_waits: 5,
+    };
+    let mut buf = [0u8; 512];
+    assert_eq!(
+        front.queue().read_blocking(0, &mut buf, &mut waiter),
+        Err(Error::Stalled)
+    );
+    assert_eq!(waits, 5);
+    // The request stays in flight (its pages are not reused); it fails
+    // with Disconnected at teardown.
+    assert_eq!(front.queue_ref().in_flight(), 1);
+}
