@@ -11,6 +11,7 @@ use xenpv_ring::protocols::{NetifRx, NetifTx};
 use xenpv_sys::grant_table::GrantRef;
 use xenpv_sys::xen::DomId;
 
+use crate::rx::RxEntry;
 use crate::tx::{BATCH_PACKETS, Chain, Entry};
 use crate::{BackError, FrameMeta, FrameSink, FrontViolation};
 
@@ -79,6 +80,10 @@ pub struct BackQueue<P: Platform + Clone> {
     pub(crate) chain: Chain,
     /// The TX packets of the batch being copied (capacity kept).
     pub(crate) batch: Vec<Entry>,
+    /// The RX frames of the batch being copied, and the frontend buffers
+    /// (id, gref) they take, one per staging page (capacities kept).
+    pub(crate) rx_batch: Vec<RxEntry>,
+    pub(crate) rx_reqs: Vec<(u16, u32)>,
     pub(crate) broken: Option<FrontViolation>,
     pub(crate) stats: Stats,
 }
@@ -152,6 +157,8 @@ impl<P: Platform + Clone> BackQueue<P> {
             rx_queue: VecDeque::with_capacity(config.rx_queue_len),
             chain: Chain::default(),
             batch: Vec::with_capacity(BATCH_PACKETS),
+            rx_batch: Vec::with_capacity(BATCH_PACKETS),
+            rx_reqs: Vec::with_capacity(BATCH_PAGES),
             broken: None,
             stats: Stats::default(),
         })

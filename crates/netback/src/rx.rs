@@ -1,11 +1,22 @@
-//! Backend → frontend: queued frames grant-copied into posted RX buffers.
+//! Backend → frontend: queued frames grant-copied into posted RX buffers,
+//! several frames per copy batch.
 
-use xenpv_grant::{CopyEnd, CopyOp, PAGE_SIZE};
+use xenpv_grant::{CopyEnd, CopyOp, LocalFrame, PAGE_SIZE};
 use xenpv_platform::Platform;
 use xenpv_sys::io::netif::{NETIF_RSP_ERROR, NetRxFlags, NetifRxResponse};
 
-use crate::queue::STAGING_PAGES;
+use crate::queue::BATCH_PAGES;
+use crate::tx::BATCH_PACKETS;
 use crate::{BackError, BackQueue, FrameMeta, FrontViolation};
+
+/// A frame of the RX batch: its length, metadata, and where its pages and
+/// buffer requests start.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RxEntry {
+    len: usize,
+    meta: FrameMeta,
+    first_page: usize,
+}
 
 impl<P: Platform + Clone> BackQueue<P> {
     /// Moves queued frames into the frontend's posted buffers, one page per
@@ -13,36 +24,19 @@ impl<P: Platform + Clone> BackQueue<P> {
     /// frontend that posts nothing just leaves frames queued (bounded).
     pub(crate) fn process_rx(&mut self) -> Result<(), BackError> {
         let mut any = false;
-        // Bounded by the queue length: each iteration sends one frame.
-        while let Some(len) = self.rx_queue.front().map(|(f, _)| f.len()) {
-            let need = len.div_ceil(PAGE_SIZE);
-            let avail = match self.rx.unconsumed_requests() {
-                Ok(n) => n as usize,
-                Err(e) => return Err(self.fail(FrontViolation::Ring(e))),
-            };
-            if avail < need {
-                break;
-            }
-            let Some((frame, meta)) = self.rx_queue.pop_front() else {
-                break;
-            };
-            for (page, chunk) in self.staging.iter_mut().zip(frame.chunks(PAGE_SIZE)) {
-                if let Some(dst) = page.as_bytes_mut().get_mut(..chunk.len()) {
-                    dst.copy_from_slice(chunk);
+        // Bounded by the queue length: each batch sends at least one frame
+        // or ends the loop.
+        for _ in 0..=self.rx_queue.len() {
+            match self.rx_batch() {
+                Ok(0) => break,
+                Ok(_) => any = true,
+                Err(e) => {
+                    if self.rx.push_responses() {
+                        self.notify(true)?;
+                    }
+                    return Err(e);
                 }
             }
-            let mut reqs = [(0u16, 0u32); STAGING_PAGES];
-            for r in reqs.iter_mut().take(need) {
-                match self.rx.get_request() {
-                    Ok(Some(q)) => *r = (q.id, q.gref),
-                    Ok(None) => break,
-                    Err(e) => return Err(self.fail(FrontViolation::Ring(e))),
-                }
-            }
-            let results = self.copy_to_frontend(&reqs, len);
-            self.answer_rx(&reqs, &results, len, meta)?;
-            self.stats.rx_packets += 1;
-            any = true;
         }
         if any && self.rx.push_responses() {
             self.notify(true)?;
@@ -50,87 +44,138 @@ impl<P: Platform + Clone> BackQueue<P> {
         Ok(())
     }
 
-    /// One batch: staging page `i` → the frontend's buffer `reqs[i]`.
-    fn copy_to_frontend(
-        &mut self,
-        reqs: &[(u16, u32); STAGING_PAGES],
-        len: usize,
-    ) -> [bool; STAGING_PAGES] {
-        let need = len.div_ceil(PAGE_SIZE);
-        let mut results = [false; STAGING_PAGES];
-        let dest = |gref| CopyEnd::Grant {
+    /// Stages as many queued frames as the frontend has buffers for (and
+    /// the staging pages hold), copies them in one batch and answers.
+    /// Returns how many frames went.
+    fn rx_batch(&mut self) -> Result<usize, BackError> {
+        self.rx_batch.clear();
+        self.rx_reqs.clear();
+        let mut pages = 0;
+        while let Some(len) = self.rx_queue.front().map(|(f, _)| f.len()) {
+            let need = len.div_ceil(PAGE_SIZE);
+            let avail = match self.rx.unconsumed_requests() {
+                Ok(n) => n as usize,
+                Err(e) => return Err(self.fail(FrontViolation::Ring(e))),
+            };
+            if avail < need || pages + need > BATCH_PAGES || self.rx_batch.len() >= BATCH_PACKETS {
+                break;
+            }
+            let Some((frame, meta)) = self.rx_queue.pop_front() else {
+                break;
+            };
+            let staging = self.staging.iter_mut().skip(pages);
+            for (page, chunk) in staging.zip(frame.chunks(PAGE_SIZE)) {
+                if let Some(dst) = page.as_bytes_mut().get_mut(..chunk.len()) {
+                    dst.copy_from_slice(chunk);
+                }
+            }
+            for _ in 0..need {
+                match self.rx.get_request() {
+                    Ok(Some(q)) => self.rx_reqs.push((q.id, q.gref)),
+                    // Counted as available just above.
+                    Ok(None) => self.rx_reqs.push((0, 0)),
+                    Err(e) => return Err(self.fail(FrontViolation::Ring(e))),
+                }
+            }
+            self.rx_batch.push(RxEntry {
+                len,
+                meta,
+                first_page: pages,
+            });
+            pages += need;
+        }
+        if self.rx_batch.is_empty() {
+            return Ok(0);
+        }
+        let results = self.copy_to_frontend(pages);
+        for k in 0..self.rx_batch.len() {
+            let Some(e) = self.rx_batch.get(k).copied() else {
+                break;
+            };
+            self.answer_rx(e, &results)?;
+            self.stats.rx_packets += 1;
+        }
+        Ok(self.rx_batch.len())
+    }
+
+    /// One copy batch: staging page `i` → the frontend buffer of request
+    /// `i`, the page's share of its frame long.
+    fn copy_to_frontend(&mut self, pages: usize) -> [bool; BATCH_PAGES] {
+        let mut results = [false; BATCH_PAGES];
+        let mut lens = [0u16; BATCH_PAGES];
+        for e in &self.rx_batch {
+            let need = e.len.div_ceil(PAGE_SIZE);
+            for i in 0..need {
+                if let Some(l) = lens.get_mut(e.first_page + i) {
+                    *l = (e.len - i * PAGE_SIZE).min(PAGE_SIZE) as u16;
+                }
+            }
+        }
+        let blank = CopyEnd::Grant {
             domid: self.frontend,
-            gref,
+            gref: 0,
             offset: 0,
         };
-        let blank = CopyOp {
-            source: dest(0),
-            dest: dest(0),
+        let mut ops = [CopyOp {
+            source: blank,
+            dest: blank,
             len: 0,
-        };
-        let mut ops = [blank; STAGING_PAGES];
-        for (i, ((page, op), (_, gref))) in self
-            .staging
-            .iter_mut()
-            .zip(ops.iter_mut())
-            .zip(reqs)
-            .enumerate()
-            .take(need)
-        {
+        }; BATCH_PAGES];
+        let mut frames: [Option<LocalFrame<'_>>; BATCH_PAGES] = [None; BATCH_PAGES];
+        for (f, p) in frames.iter_mut().zip(self.staging.iter_mut()) {
+            *f = Some(p.local_frame());
+        }
+        let reqs = self.rx_reqs.iter();
+        for (((op, frame), (_, gref)), len) in ops.iter_mut().zip(frames).zip(reqs).zip(lens) {
+            let Some(frame) = frame else { break };
             *op = CopyOp {
-                source: CopyEnd::Local {
-                    frame: page.local_frame(),
-                    offset: 0,
-                },
+                source: CopyEnd::Local { frame, offset: 0 },
                 dest: CopyEnd::Grant {
                     domid: self.frontend,
                     gref: *gref,
                     offset: 0,
                 },
-                len: (len - i * PAGE_SIZE).min(PAGE_SIZE) as u16,
+                len,
             };
         }
         self.foreign
-            .copy_each(ops.get(..need).unwrap_or(&[]), |i, r| {
+            .copy_each(ops.get(..pages).unwrap_or(&[]), |i, r| {
                 if let Some(s) = results.get_mut(i) {
                     *s = r.is_ok();
                 }
             });
-        self.stats.grant_copies += need as u64;
+        self.stats.grant_copies += pages as u64;
         self.stats.copy_batches += 1;
         results
     }
 
-    /// Whole responses, one per buffer used: sizes, `more_data`, checksum
-    /// flags on the first.
-    fn answer_rx(
-        &mut self,
-        reqs: &[(u16, u32); STAGING_PAGES],
-        results: &[bool; STAGING_PAGES],
-        len: usize,
-        meta: FrameMeta,
-    ) -> Result<(), BackError> {
-        let need = len.div_ceil(PAGE_SIZE);
-        for (i, ((id, _), ok)) in reqs.iter().zip(results).enumerate().take(need) {
-            let size = (len - i * PAGE_SIZE).min(PAGE_SIZE);
+    /// Whole responses, one per buffer a frame used: sizes, `more_data`,
+    /// checksum flags on the first.
+    fn answer_rx(&mut self, e: RxEntry, results: &[bool; BATCH_PAGES]) -> Result<(), BackError> {
+        let need = e.len.div_ceil(PAGE_SIZE);
+        for i in 0..need {
+            let page = e.first_page + i;
+            let (id, _) = self.rx_reqs.get(page).copied().unwrap_or_default();
+            let ok = results.get(page).copied().unwrap_or(false);
+            let size = (e.len - i * PAGE_SIZE).min(PAGE_SIZE);
             let mut flags = NetRxFlags::empty();
-            if i == 0 && meta.csum_blank {
+            if i == 0 && e.meta.csum_blank {
                 flags |= NetRxFlags::CSUM_BLANK;
             }
-            if i == 0 && meta.data_validated {
+            if i == 0 && e.meta.data_validated {
                 flags |= NetRxFlags::DATA_VALIDATED;
             }
             if i + 1 < need {
                 flags |= NetRxFlags::MORE_DATA;
             }
             let rsp = NetifRxResponse {
-                id: *id,
+                id,
                 offset: 0,
                 flags: flags.bits(),
-                status: if *ok { size as i16 } else { NETIF_RSP_ERROR },
+                status: if ok { size as i16 } else { NETIF_RSP_ERROR },
             };
-            if let Err(e) = self.rx.put_response(rsp) {
-                return Err(self.fail(FrontViolation::Ring(e)));
+            if let Err(err) = self.rx.put_response(rsp) {
+                return Err(self.fail(FrontViolation::Ring(err)));
             }
         }
         Ok(())

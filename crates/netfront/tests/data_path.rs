@@ -240,3 +240,41 @@ fn backend_copies_a_burst_in_one_batch_and_delivers_in_order() {
     );
     assert_eq!(q.poll_tx().unwrap(), 30);
 }
+
+#[test]
+fn backend_fills_posted_buffers_with_a_burst_in_one_batch() {
+    let mut w = world();
+    let (mut q, mut b) = w.pair(small());
+    let sizes: Vec<usize> = (0..12)
+        .map(|i| if i % 3 == 0 { 5000 } else { 80 + i })
+        .collect();
+    for (i, &len) in sizes.iter().enumerate() {
+        b.push_frame(&frame(len, i as u8), FrameMeta::default())
+            .unwrap();
+    }
+    b.poll(&mut Sink::default()).unwrap();
+    // 16 pages needed, 32 posted: all in one batch.
+    assert_eq!(b.stats().copy_batches, 1);
+    assert_eq!(b.stats().grant_copies, 16);
+    let mut buf = vec![0u8; MAX_FRAME];
+    for (i, &len) in sizes.iter().enumerate() {
+        let info = q.receive(&mut buf).unwrap().expect("frame");
+        assert_eq!(&buf[..info.len], &frame(len, i as u8)[..], "frame {i}");
+    }
+    // More frames than posted buffers: the rest waits, nothing is lost.
+    for i in 0..40u8 {
+        b.push_frame(&frame(100, i), FrameMeta::default()).unwrap();
+    }
+    b.poll(&mut Sink::default()).unwrap();
+    assert_eq!(b.rx_queued(), 8);
+    for i in 0..32u8 {
+        let info = q.receive(&mut buf).unwrap().expect("frame");
+        assert_eq!(&buf[..info.len], &frame(100, i)[..]);
+    }
+    b.poll(&mut Sink::default()).unwrap();
+    assert_eq!(b.rx_queued(), 0);
+    for i in 32..40u8 {
+        let info = q.receive(&mut buf).unwrap().expect("frame");
+        assert_eq!(&buf[..info.len], &frame(100, i)[..]);
+    }
+}
