@@ -12,7 +12,7 @@ use xenpv_sys::io::xenbus::XenbusState;
 use xenpv_xenstore::Client;
 use xenpv_xenstore::transport::Transport;
 use xenpv_xenstore::xenbus::{
-    FrontStatus, Frontend, PeerLink, XenbusError, read_peer, read_state, read_unsigned,
+    FrontPhase, FrontStatus, Frontend, PeerLink, XenbusError, read_peer, read_state, read_unsigned,
 };
 
 use crate::error::Error;
@@ -133,6 +133,11 @@ impl<T: TableHandle> Connector<T> {
         xs: &mut Client<X>,
         events: &mut EventChannels<P, N>,
     ) -> Result<Option<BlkFront<T>>, Error> {
+        if self.prepared.is_none() && self.fe.phase() == FrontPhase::Connected {
+            // The device was handed out already: connecting again needs a
+            // restart (fresh grants for a fresh backend).
+            return Ok(None);
+        }
         if self.prepared.is_none() {
             let link = read_peer(xs, self.fe.dir(), "backend")?;
             let state_path = format!("{}/state", link.path);

@@ -3,9 +3,9 @@
 mod common;
 
 use common::*;
-use xenpv_blkback::{BackConfig, Image, RamImage};
+use xenpv_blkback::{BackConfig, BackConnector, Image, RamImage};
 use xenpv_blkfront::{
-    Change, Completion, Error, Feature, FlushKind, IoError, Op, QueueConfig, Request,
+    Change, Completion, Connector, Error, Feature, FlushKind, IoError, Op, QueueConfig, Request,
 };
 use xenpv_mock::toolstack::{self, VbdConfig};
 
@@ -44,6 +44,34 @@ fn handshake_publishes_every_key_and_reads_the_disk() {
     assert_eq!(disk.max_indirect_segments, 256);
     assert!(!disk.readonly());
     assert_eq!(front.queue_ref().ring_pages(), 1);
+}
+
+#[test]
+fn a_connector_hands_out_one_device_per_connection() {
+    let mut env = env();
+    let mut fc = Connector::new(env.table, &front_dir(), "fe", QueueConfig::DEFAULT);
+    let mut bc = BackConnector::new(
+        &env.dev.backend_path,
+        "be",
+        RamImage::new(64),
+        BackConfig::DEFAULT,
+    );
+    let (mut front, mut back) = (None, None);
+    for _ in 0..20 {
+        if back.is_none() {
+            back = bc.poll(&mut env.bxs, &mut env.bev).unwrap();
+        }
+        if front.is_none() {
+            front = fc.poll(&mut env.fxs, &mut env.fev).unwrap();
+        }
+    }
+    assert!(front.is_some() && back.is_some());
+    let before = env.table.deferred_stats();
+    for _ in 0..3 {
+        assert!(fc.poll(&mut env.fxs, &mut env.fev).unwrap().is_none());
+        assert!(bc.poll(&mut env.bxs, &mut env.bev).unwrap().is_none());
+    }
+    assert_eq!(env.table.deferred_stats(), before);
 }
 
 #[test]
