@@ -33,6 +33,8 @@ pub enum Violation {
         /// The id posted in that slot.
         posted: u16,
     },
+    /// An RX response in a ring slot where no buffer is posted.
+    RxSlotNotPosted,
     /// An RX response status outside `{ERROR, DROPPED}` ∪ positive sizes
     /// (zero is not a fragment).
     RxBadStatus {
@@ -102,6 +104,7 @@ impl fmt::Display for Violation {
             Self::RxIdMismatch { id, posted } => {
                 write!(f, "rx response id {id}, buffer {posted} was posted there")
             }
+            Self::RxSlotNotPosted => f.write_str("rx response where no buffer is posted"),
             Self::RxBadStatus { status } => write!(f, "rx response status {status}"),
             Self::RxBeyondPage { offset, size } => {
                 write!(f, "rx fragment {offset}+{size} past the page")

@@ -1,4 +1,12 @@
-//! Xen PV network frontend (netfront), `no_std`.
+//! Xen PV network frontend (netfront), `no_std` + `alloc`.
+//!
+//! Three layers:
+//! * [`Connector`] → [`NetFront`]: the xenbus handshake (every key Linux
+//!   writes and reads: rings, event channel(s), `request-rx-copy`,
+//!   `feature-*`, multi-queue, `mac`, `mtu`) and the connected device.
+//! * [`NetQueue`]: one queue's packet path, described below; usable alone
+//!   when the handshake happens elsewhere.
+//! * `NetDevice` (feature `smoltcp`): a smoltcp `phy::Device`.
 //!
 //! The raw layer is [`NetQueue`]: one queue owns its TX and RX rings (over
 //! grants), its event channel, a TX pool of persistently granted pages (granted

@@ -152,7 +152,7 @@ impl<T: TableHandle> NetQueue<T> {
         let posted = self.rx_slot_buf.get(slot).copied().unwrap_or(u16::MAX);
         match self.rx_outstanding.get_mut(usize::from(posted)) {
             Some(o) if *o => *o = false,
-            _ => return Err(Violation::Ring(xenpv_ring::RingError::Broken)),
+            _ => return Err(Violation::RxSlotNotPosted),
         }
         let p = &mut self.partial;
         if p.expect_extra {

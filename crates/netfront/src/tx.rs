@@ -112,7 +112,11 @@ impl<T: TableHandle> NetQueue<T> {
             let Some(buf) = self.tx_bufs.get_mut(usize::from(id)) else {
                 return Err(NetError::Full);
             };
-            fill(buf, chunk)?;
+            if let Err(e) = fill(buf, chunk) {
+                // Not reachable (a chunk fits its page); keep the id anyway.
+                self.tx_free.push(id);
+                return Err(e);
+            }
             let mut flags = if i == 0 { csum } else { NetTxFlags::empty() };
             if i + 1 < data_slots {
                 flags |= NetTxFlags::MORE_DATA;
