@@ -109,7 +109,7 @@ pub enum Op {
 
 /// Identifies a submitted request until it is completed (and, for a
 /// successful read, collected).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RequestId(pub u16);
 
 /// A completed request, from [`Queue::poll`].
