@@ -199,6 +199,23 @@ impl<P: Platform + Clone> BackQueue<P> {
         Ok(())
     }
 
+    /// Whether the frontend has published TX requests not yet taken, or
+    /// frames wait and RX buffers are posted: what an event handler
+    /// reports to the storm guard as work or spurious. Invalid indices
+    /// break the queue.
+    pub fn has_work(&mut self) -> Result<bool, BackError> {
+        self.check()?;
+        let tx = match self.tx.unconsumed_requests() {
+            Ok(n) => n,
+            Err(e) => return Err(self.fail(FrontViolation::Ring(e))),
+        };
+        let rx = match self.rx.unconsumed_requests() {
+            Ok(n) => n,
+            Err(e) => return Err(self.fail(FrontViolation::Ring(e))),
+        };
+        Ok(tx > 0 || (rx > 0 && !self.rx_queue.is_empty()))
+    }
+
     /// Frames waiting for RX buffers.
     pub fn rx_queued(&self) -> usize {
         self.rx_queue.len()

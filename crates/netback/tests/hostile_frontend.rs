@@ -2,7 +2,7 @@
 //! netback must validate, answer whole responses, drop or break as Linux
 //! netback does, and bound its RX queue.
 
-use xenpv_evtchn::{Config as EvConfig, EventChannels};
+use xenpv_evtchn::{Config as EvConfig, EventChannels, Outcome};
 use xenpv_grant::{Access, Config as GrantConfig, GrantTable, Granted, Page};
 use xenpv_mock::{Domain, DomainConfig, Xen};
 use xenpv_netback::{
@@ -28,6 +28,9 @@ impl FrameSink for Sink {
 
 struct Front {
     _xen: Xen,
+    fev: EventChannels<Domain>,
+    bev: EventChannels<Domain>,
+    port: xenpv_evtchn::InterdomainPort,
     front: Domain,
     back: Domain,
     table: Table,
@@ -66,6 +69,7 @@ fn setup(config: Config) -> (Front, BackQueue<Domain>) {
         EventChannels::new(back.clone(), EvConfig::DEFAULT).unwrap();
     let offer = fev.alloc_unbound(back.domid()).unwrap();
     let port = bev.bind_interdomain(front.domid(), offer.port()).unwrap();
+    let offer_port = fev.connected(offer).map_err(|(_, e)| e).unwrap();
     let bq = BackQueue::with_config(
         back.clone(),
         front.domid(),
@@ -75,8 +79,10 @@ fn setup(config: Config) -> (Front, BackQueue<Domain>) {
         config,
     )
     .unwrap();
-    std::mem::forget((fev, bev));
     let f = Front {
+        fev,
+        bev,
+        port: offer_port,
         _xen: xen,
         front,
         back,
@@ -388,4 +394,30 @@ fn a_violation_after_valid_packets_still_delivers_them() {
     assert!(b.poll(&mut sink).is_err());
     assert_eq!(sink.0.len(), 1, "the packet before the violation was lost");
     assert_eq!(f.responses()[0].status, NETIF_RSP_OKAY);
+}
+
+#[test]
+fn event_storm_from_the_frontend_is_throttled() {
+    let (mut f, mut b) = setup(Config::default());
+    f.bev.poll(|_| Outcome::Work);
+    let mut sink = Sink::default();
+    for _ in 0..2000 {
+        f.port.notify(&f.front).unwrap();
+        let bev = &mut f.bev;
+        bev.poll(|_| {
+            if b.has_work().unwrap() {
+                b.poll(&mut sink).unwrap();
+                Outcome::Work
+            } else {
+                Outcome::Spurious
+            }
+        });
+    }
+    assert!(f.bev.stats().storms > 0, "storming port not throttled");
+    assert!(b.broken().is_none());
+    // Real work still gets through once the frontend sends some.
+    f.send(&[f.slot(0, 0, 60, E, 1)]);
+    b.poll(&mut sink).unwrap();
+    assert_eq!(sink.0.len(), 1);
+    let _ = &f.fev;
 }

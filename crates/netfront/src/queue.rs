@@ -231,6 +231,20 @@ impl<T: TableHandle> NetQueue<T> {
         self.rx_port.as_ref().map(|p| p.port())
     }
 
+    /// Whether the backend has published responses not yet taken (TX
+    /// completions or RX slots): what an event handler reports to the
+    /// event channels' storm guard as work (`Outcome::Work`) or not
+    /// (`Outcome::Spurious`). Invalid indices break the queue.
+    pub fn has_work(&mut self) -> Result<bool, NetError> {
+        self.check()?;
+        let tx = self.tx.unconsumed_responses();
+        let rx = self.rx.unconsumed_responses();
+        match (tx, rx) {
+            (Ok(t), Ok(r)) => Ok(t > 0 || r > 0),
+            (Err(e), _) | (_, Err(e)) => Err(self.fail(Violation::Ring(e))),
+        }
+    }
+
     /// Frames that fit in the TX pool right now (one page each).
     pub fn tx_free_buffers(&self) -> usize {
         self.tx_free.len()

@@ -330,8 +330,9 @@ fn event_storm_is_throttled_and_the_queue_survives() {
     for _ in 0..2000 {
         h.port.notify(&h.back).unwrap();
         w.fev.poll(|_| {
-            let work = q.poll_tx().unwrap() > 0 || q.receive(&mut buf).unwrap().is_some();
-            if work {
+            if q.has_work().unwrap() {
+                q.poll_tx().unwrap();
+                q.receive(&mut buf).unwrap();
                 Outcome::Work
             } else {
                 Outcome::Spurious

@@ -381,3 +381,27 @@ fn unplug_at_every_handshake_step_then_restart_connects_cleanly() {
         exchange(&mut front, &mut back, 0);
     }
 }
+
+#[test]
+fn hostile_backend_xenstore_values_are_errors_not_panics() {
+    for (k, v) in [
+        ("multi-queue-max-queues", "lots"),
+        ("multi-queue-max-queues", "0"),
+        ("feature-rx-copy", "yes"),
+        ("feature-sg", "2"),
+    ] {
+        let mut env = env();
+        // The backend announces InitWait with one bad value.
+        let mut be = Backend::new(&env.dev.backend_path, "evil");
+        let features = [("feature-rx-copy", "1"), (k, v)];
+        be.poll(&mut env.bxs, &features, &["request-rx-copy"])
+            .unwrap();
+        let mut fc = Connector::new(env.table, "device/vif/0", "vif-evil", small(4));
+        let r = fc.poll(&mut env.fxs, &mut env.fev);
+        assert!(
+            matches!(r, Err(ConnectError::Xenbus(XenbusError::BadValue { .. }))),
+            "{k}={v}: {r:?}"
+        );
+        assert!(fc.keys().is_empty(), "{k}={v}: granted anyway");
+    }
+}
