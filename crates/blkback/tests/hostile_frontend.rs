@@ -328,3 +328,85 @@ fn process_is_bounded_by_its_budget() {
     assert_eq!(r.back.process(100).unwrap(), 15);
     assert_eq!(r.back.image().sectors(), SECTORS as u64);
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Arbitrary request slots: known operations most of the time, real
+    /// grants most of the time, sector numbers near the disk most of the
+    /// time, anything otherwise.
+    fn request() -> impl Strategy<Value = (Vec<u8>, bool, bool)> {
+        (
+            prop::collection::vec(any::<u8>(), 112),
+            prop_oneof![
+                Just(BLKIF_OP_READ),
+                Just(BLKIF_OP_WRITE),
+                Just(BLKIF_OP_INDIRECT),
+                Just(BLKIF_OP_DISCARD),
+                any::<u8>()
+            ],
+            any::<bool>(),
+            any::<bool>(),
+            0u64..(SECTORS as u64 + 8),
+        )
+            .prop_map(|(mut bytes, op, real_grefs, near, sector)| {
+                bytes[0] = op;
+                if near {
+                    bytes[16..24].copy_from_slice(&sector.to_ne_bytes());
+                }
+                (bytes, real_grefs, near)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_requests_are_answered_and_stay_inside_the_image(
+            reqs in prop::collection::vec(request(), 1..8),
+            desc in prop::collection::vec(any::<u8>(), 64),
+        ) {
+            let mut r = rig(false);
+            r.data.write(0, &[0xEE; 4096]).unwrap();
+            // Indirect page: arbitrary descriptors pointing at the data page.
+            for (k, d) in desc.chunks(2).enumerate() {
+                let s = BlkifRequestSegment { gref: r.data.gref(), first_sect: d[0] % 9, last_sect: d[1] % 9, _pad: 0 };
+                r.ind.write(k * 8, s.as_bytes()).unwrap();
+            }
+            for (bytes, real_grefs, _) in reqs {
+                let mut req = variant(&bytes);
+                if real_grefs {
+                    match req.operation {
+                        BLKIF_OP_INDIRECT => {
+                            let g = r.ind.gref().to_ne_bytes();
+                            req.as_mut_bytes()[28..32].copy_from_slice(&g);
+                        }
+                        _ => {
+                            for s in req.seg.iter_mut() {
+                                s.gref = r.data.gref();
+                            }
+                        }
+                    }
+                }
+                let before = r.back.image().bytes().to_vec();
+                let rsp = r.send(req);
+                prop_assert_eq!(rsp.id, req.id);
+                prop_assert!([BLKIF_RSP_OKAY, BLKIF_RSP_ERROR, BLKIF_RSP_EOPNOTSUPP].contains(&rsp.status));
+                let after = r.back.image().bytes();
+                prop_assert_eq!(after.len(), before.len());
+                if after != &before[..] {
+                    // Only a write or discard changes the image.
+                    let inner = if req.operation == BLKIF_OP_INDIRECT { req.as_bytes()[1] } else { req.operation };
+                    prop_assert!(
+                        inner == BLKIF_OP_WRITE || (req.operation == BLKIF_OP_DISCARD && rsp.status == BLKIF_RSP_OKAY),
+                        "op {} changed the image", req.operation
+                    );
+                    // And only from its first sector on.
+                    let first = before.iter().zip(after).position(|(a, b)| a != b).unwrap();
+                    prop_assert!(first as u64 >= req.sector_number.saturating_mul(512));
+                }
+            }
+        }
+    }
+}
