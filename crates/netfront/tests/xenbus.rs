@@ -405,3 +405,27 @@ fn hostile_backend_xenstore_values_are_errors_not_panics() {
         assert!(fc.keys().is_empty(), "{k}={v}: granted anyway");
     }
 }
+
+#[test]
+fn xsa465_backend_vanishing_mid_handshake_is_an_error_and_frees_the_grants() {
+    let mut env = env();
+    let free_before = env.table.free_refs();
+    let mut fc = Connector::new(env.table, "device/vif/0", "vif-vanish", small(1));
+    let mut bc = BackConnector::new(
+        &env.dev.backend_path,
+        "back-vanish",
+        BackConnectConfig::default(),
+    );
+    // Backend in InitWait, frontend has granted and published its keys.
+    assert!(bc.poll(&mut env.bxs, &mut env.bev).unwrap().is_none());
+    assert!(fc.poll(&mut env.fxs, &mut env.fev).unwrap().is_none());
+    assert!(!fc.keys().is_empty());
+    assert_eq!(env.table.free_refs(), free_before - 66); // 2 rings + 64 buffers
+    toolstack::vanish_backend(&env.xen, &env.dev).unwrap();
+    let r = fc.poll(&mut env.fxs, &mut env.fev);
+    assert!(matches!(r, Err(ConnectError::Xenbus(_))), "{r:?}");
+    // Nothing was mapped: every grant came back, none deferred.
+    assert_eq!(env.table.free_refs(), free_before);
+    assert_eq!(env.table.deferred_stats().pending, 0);
+    assert!(fc.keys().is_empty());
+}
