@@ -421,3 +421,75 @@ fn event_storm_from_the_frontend_is_throttled() {
     assert_eq!(sink.0.len(), 1);
     let _ = &f.fev;
 }
+
+mod model {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn req() -> impl Strategy<Value = (usize, u16, u16, u16, bool)> {
+        // (page or a bogus gref, offset, size, flags bits, use a real page)
+        (
+            0usize..30,
+            any::<u16>(),
+            any::<u16>(),
+            0u16..16,
+            any::<bool>(),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Whatever the frontend writes: no panic; until the queue breaks,
+        /// every consumed slot is answered once, in order, with its own id
+        /// (NULL for extra-info slots), and only OKAY/ERROR/NULL statuses;
+        /// once broken it stays broken.
+        #[test]
+        fn arbitrary_requests_are_answered_in_order_or_break(
+            batches in prop::collection::vec(prop::collection::vec(req(), 0..24), 1..8)
+        ) {
+            let (mut f, mut b) = setup(Config::default());
+            let mut sent: Vec<NetifTxRequest> = Vec::new();
+            let mut answers: Vec<NetifTxResponse> = Vec::new();
+            let mut sink = Sink::default();
+            let mut broken = false;
+            let mut id = 0u16;
+            for batch in batches {
+                for (page, offset, size, flags, real) in batch {
+                    if f.tx.free_requests() == 0 { break; }
+                    let gref = if real && page < f.pages.len() { f.pages[page].gref() } else { 5000 + page as u32 };
+                    let r = NetifTxRequest { gref, offset, flags, id, size };
+                    id = id.wrapping_add(1);
+                    f.tx.put_request(r).unwrap();
+                    sent.push(r);
+                }
+                f.tx.push_requests();
+                let res = b.poll(&mut sink);
+                if broken { prop_assert!(res.is_err()); }
+                broken |= res.is_err();
+                answers.extend(f.responses());
+            }
+            prop_assert!(answers.len() <= sent.len());
+            // Walk the requests as the backend must have parsed them.
+            let mut expect_extra = false;
+            let mut first = true;
+            for (r, a) in sent.iter().zip(&answers) {
+                if expect_extra {
+                    prop_assert_eq!(a.status, NETIF_RSP_NULL);
+                    let x = NetifExtraInfo::read_from_bytes(&r.as_bytes()[..8]).unwrap();
+                    expect_extra = x.flags & 1 != 0;
+                } else {
+                    prop_assert_eq!(a.id, r.id);
+                    prop_assert!(a.status == NETIF_RSP_OKAY || a.status == NETIF_RSP_ERROR);
+                    let fl = NetTxFlags::from_bits_retain(r.flags);
+                    if first { expect_extra = fl.contains(NetTxFlags::EXTRA_INFO); }
+                    first = !fl.contains(NetTxFlags::MORE_DATA);
+                }
+            }
+            // Frames handed over are whole and never empty.
+            for (frame, _) in &sink.0 {
+                prop_assert!(frame.len() >= 14);
+            }
+        }
+    }
+}
