@@ -173,6 +173,12 @@ struct Slot {
 /// and out of zeroed, persistently granted pages (XSA-403), so buffers of
 /// any alignment work and the backend cannot change read data after
 /// completion.
+///
+/// The pool is granted once at connect and reused for every request
+/// (`feature-persistent` is always offered). A backend that does not keep
+/// grants mapped maps and unmaps them per request, which the protocol
+/// allows, so the same pool serves both kinds of backend; no request
+/// grants or revokes anything.
 pub struct Queue<T: TableHandle> {
     table: T,
     ring: FrontRing<Blkif, GrantedPages<T>>,
