@@ -458,3 +458,37 @@ fn single_queue_when_the_backend_offers_no_multi_queue() {
     assert!(key(&keys, "multi-queue-num-queues").is_none());
     assert!(key(&keys, "event-channel").is_some());
 }
+
+#[test]
+fn requests_and_responses_are_announced_by_events_both_ways() {
+    use xenpv_evtchn::Outcome;
+    let mut env = env();
+    let (mut front, mut back, _bc) = connect(&mut env, 64);
+    let bport = back.port(0).unwrap().port();
+    let fport = front.queue_ref().port().port();
+    // Nothing pending yet on either side.
+    assert_eq!(env.bev.poll(|_| Outcome::Spurious).dispatched, 0);
+    front
+        .queue()
+        .submit(Request::Read {
+            sector: 0,
+            len: 512,
+        })
+        .unwrap();
+    assert_eq!(front.queue_ref().stats().notifications, 1);
+    let mut seen = Vec::new();
+    env.bev.poll(|p| {
+        seen.push(p);
+        back.on_event(p)
+    });
+    assert_eq!(seen, [bport]);
+    assert_eq!(back.process(16).unwrap(), 1);
+    let mut seen = Vec::new();
+    env.fev.poll(|p| {
+        seen.push(p);
+        front.queue().on_event()
+    });
+    assert_eq!(seen, [fport]);
+    let c = front.queue().poll().unwrap().unwrap();
+    assert_eq!(c.result, Ok(()));
+}
