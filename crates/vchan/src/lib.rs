@@ -48,7 +48,7 @@
 //! let mut server = Server::new(&table, &mut a_events, b.domid(), Config::SMALL)?;
 //! let mut a_xs = StoreRing::open(&a)?.connect(&a, xs_wait(&a), XsConfig::DEFAULT)?;
 //! let path = store_path(a.domid(), b.domid(), 5000);
-//! server.publish(&mut a_xs, &path, a.domid())?;
+//! a_xs.transaction(|tx| server.publish(tx, &path, a.domid()))?;
 //!
 //! // Client, in domain b: look up, map, bind, connect.
 //! let mut b_events = EventChannels::<_>::new(&b, EvConfig::DEFAULT)?;

@@ -32,10 +32,16 @@ pub fn store_path(server: DomId, client: DomId, port: u32) -> String {
 
 impl<T: TableHandle> Server<T> {
     /// Writes `<path>/ring-ref` and `<path>/event-channel`, owned by
-    /// `server` (this domain) and readable by the client only. Pass a
-    /// transaction as `store` to publish both atomically, as libxenvchan
-    /// does.
-    pub fn publish<S: Store>(&self, store: &mut S, path: &str, server: DomId) -> Result<(), Error> {
+    /// `server` (this domain) and readable by the client only. Publish
+    /// inside a transaction, as libxenvchan does, so that a client never
+    /// sees one key without the other: the error type is the store's, so
+    /// `xs.transaction(|tx| vchan.publish(tx, &path, me))` composes.
+    pub fn publish<S: Store>(
+        &self,
+        store: &mut S,
+        path: &str,
+        server: DomId,
+    ) -> Result<(), xenpv_xenstore::Error> {
         let perms = [
             Perm {
                 domid: server,
@@ -52,17 +58,19 @@ impl<T: TableHandle> Server<T> {
         ];
         for (key, value) in entries {
             let node = format!("{path}/{key}");
-            store
-                .write(&node, format!("{value}").as_bytes())
-                .map_err(Error::Store)?;
-            store.set_perms(&node, &perms).map_err(Error::Store)?;
+            store.write(&node, format!("{value}").as_bytes())?;
+            store.set_perms(&node, &perms)?;
         }
         Ok(())
     }
 
     /// Removes what [`publish`](Self::publish) wrote.
-    pub fn unpublish<S: Store>(&self, store: &mut S, path: &str) -> Result<(), Error> {
-        store.rm(path).map_err(Error::Store)
+    pub fn unpublish<S: Store>(
+        &self,
+        store: &mut S,
+        path: &str,
+    ) -> Result<(), xenpv_xenstore::Error> {
+        store.rm(path)
     }
 }
 

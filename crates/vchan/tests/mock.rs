@@ -94,7 +94,8 @@ fn xenstore_convention_publish_lookup_connect() {
         .connect(&b, wait(&b), XsConfig::DEFAULT)
         .unwrap();
     let path = store_path(a.domid(), b.domid(), 5000);
-    server.publish(&mut axs, &path, a.domid()).unwrap();
+    axs.transaction(|tx| server.publish(tx, &path, a.domid()))
+        .unwrap();
 
     // dom0's view: owned by the server, readable by the client only.
     let perms = xen
