@@ -10,7 +10,7 @@ use xenpv_platform::Platform;
 use xenpv_xenstore::Client;
 use xenpv_xenstore::transport::Transport;
 use xenpv_xenstore::xenbus::{
-    BackStatus, Backend, PeerLink, ValueError, XenbusError, read_unsigned,
+    BackStatus, Backend, PeerLink, ValueError, XenbusError, read_feature, read_unsigned,
 };
 
 use crate::{BackError, BackQueue, Config, FrameSink};
@@ -60,6 +60,11 @@ pub struct BackConnectConfig {
     pub queue: Config,
     /// `multi-queue-max-queues` offered (1: not offered).
     pub max_queues: u16,
+    /// Offer `feature-gso-tcpv4` and `feature-gso-tcpv6`: the frontend may
+    /// then send TCP frames larger than the MTU with a GSO extra-info slot,
+    /// delivered with [`FrameMeta::gso`](crate::FrameMeta::gso) set; the
+    /// owner must segment them or pass them to a peer that takes GSO.
+    pub gso: bool,
 }
 
 impl Default for BackConnectConfig {
@@ -67,6 +72,7 @@ impl Default for BackConnectConfig {
         Self {
             queue: Config::default(),
             max_queues: 1,
+            gso: false,
         }
     }
 }
@@ -111,6 +117,10 @@ impl BackConnector {
         if self.config.max_queues > 1 {
             features.push(("multi-queue-max-queues", max.as_str()));
         }
+        if self.config.gso {
+            features.push(("feature-gso-tcpv4", "1"));
+            features.push(("feature-gso-tcpv6", "1"));
+        }
         let keys = match self.be.poll(xs, &features, &["request-rx-copy"])? {
             BackStatus::FrontendReady(keys) => keys,
             _ => return Ok(None),
@@ -153,6 +163,10 @@ impl BackConnector {
             Some(n) => (n as usize, true),
             None => (1, false),
         };
+        let gso = (
+            read_feature(xs, fdir, "gso-tcpv4")?,
+            read_feature(xs, fdir, "gso-tcpv6")?,
+        );
         let mut queues = Vec::with_capacity(n);
         for i in 0..n {
             let dir = if multi {
@@ -199,6 +213,7 @@ impl BackConnector {
                 self.config.queue,
             )
             .map_err(ConnectError::Queue)?;
+            let q = q.with_frontend_gso(gso.0, gso.1);
             queues.push(match rx_bound {
                 Some(p) => q.with_rx_port(p),
                 None => q,

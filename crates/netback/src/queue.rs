@@ -74,6 +74,8 @@ pub struct BackQueue<P: Platform + Clone> {
     pub(crate) rx: BackRing<NetifRx, Mapped<P>>,
     pub(crate) port: InterdomainPort,
     pub(crate) rx_port: Option<InterdomainPort>,
+    /// The frontend takes GSO frames: (TCPv4, TCPv6).
+    pub(crate) rx_gso: (bool, bool),
     pub(crate) staging: Vec<Page<P>>,
     pub(crate) frame: Vec<u8>,
     pub(crate) rx_queue: VecDeque<(Vec<u8>, FrameMeta)>,
@@ -152,6 +154,7 @@ impl<P: Platform + Clone> BackQueue<P> {
             rx,
             port,
             rx_port: None,
+            rx_gso: (false, false),
             staging,
             frame: alloc::vec![0; STAGING_PAGES * PAGE_SIZE],
             rx_queue: VecDeque::with_capacity(config.rx_queue_len),
@@ -170,6 +173,16 @@ impl<P: Platform + Clone> BackQueue<P> {
     #[must_use]
     pub fn with_rx_port(mut self, port: InterdomainPort) -> Self {
         self.rx_port = Some(port);
+        self
+    }
+
+    /// The frontend wrote `feature-gso-tcpv4` / `feature-gso-tcpv6`: frames
+    /// pushed with [`FrameMeta::gso`] of that type are passed on with a
+    /// GSO extra-info slot (others with `gso` set are dropped: this backend
+    /// does not segment).
+    #[must_use]
+    pub fn with_frontend_gso(mut self, tcpv4: bool, tcpv6: bool) -> Self {
+        self.rx_gso = (tcpv4, tcpv6);
         self
     }
 

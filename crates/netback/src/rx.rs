@@ -3,7 +3,11 @@
 
 use xenpv_grant::{CopyEnd, CopyOp, LocalFrame, PAGE_SIZE};
 use xenpv_platform::Platform;
-use xenpv_sys::io::netif::{NETIF_RSP_ERROR, NetRxFlags, NetifRxResponse};
+use xenpv_sys::io::netif::{
+    NETIF_RSP_ERROR, NetRxFlags, NetifExtraGso, NetifExtraInfo, NetifRxResponse,
+    XEN_NETIF_GSO_TYPE_TCPV4, XEN_NETIF_GSO_TYPE_TCPV6,
+};
+use zerocopy::{FromBytes, IntoBytes};
 
 use crate::queue::BATCH_PAGES;
 use crate::tx::BATCH_PACKETS;
@@ -16,6 +20,8 @@ pub(crate) struct RxEntry {
     len: usize,
     meta: FrameMeta,
     first_page: usize,
+    /// A GSO extra-info slot follows the first data slot.
+    gso: Option<(u8, u16)>,
 }
 
 impl<P: Platform + Clone> BackQueue<P> {
@@ -53,11 +59,22 @@ impl<P: Platform + Clone> BackQueue<P> {
         let mut pages = 0;
         while let Some(len) = self.rx_queue.front().map(|(f, _)| f.len()) {
             let need = len.div_ceil(PAGE_SIZE);
+            let gso = self.rx_queue.front().and_then(|(_, m)| m.gso);
+            if let Some((ty, _)) = gso
+                && !self.frontend_gso(ty)
+            {
+                // The frontend cannot take it and this backend does not
+                // segment: dropped, counted.
+                self.rx_queue.pop_front();
+                self.stats.rx_dropped += 1;
+                continue;
+            }
+            let slots = need + usize::from(gso.is_some());
             let avail = match self.rx.unconsumed_requests() {
                 Ok(n) => n as usize,
                 Err(e) => return Err(self.fail(FrontViolation::Ring(e))),
             };
-            if avail < need || pages + need > BATCH_PAGES || self.rx_batch.len() >= BATCH_PACKETS {
+            if avail < slots || pages + need > BATCH_PAGES || self.rx_batch.len() >= BATCH_PACKETS {
                 break;
             }
             let Some((frame, meta)) = self.rx_queue.pop_front() else {
@@ -69,18 +86,23 @@ impl<P: Platform + Clone> BackQueue<P> {
                     dst.copy_from_slice(chunk);
                 }
             }
-            for _ in 0..need {
-                match self.rx.get_request() {
-                    Ok(Some(q)) => self.rx_reqs.push((q.id, q.gref)),
+            for i in 0..slots {
+                let q = match self.rx.get_request() {
+                    Ok(Some(q)) => (q.id, q.gref),
                     // Counted as available just above.
-                    Ok(None) => self.rx_reqs.push((0, 0)),
+                    Ok(None) => (0, 0),
                     Err(e) => return Err(self.fail(FrontViolation::Ring(e))),
+                };
+                // The extra-info slot's buffer (the second) carries no data.
+                if !(gso.is_some() && i == 1) {
+                    self.rx_reqs.push(q);
                 }
             }
             self.rx_batch.push(RxEntry {
                 len,
                 meta,
                 first_page: pages,
+                gso,
             });
             pages += need;
         }
@@ -165,6 +187,9 @@ impl<P: Platform + Clone> BackQueue<P> {
             if i == 0 && e.meta.data_validated {
                 flags |= NetRxFlags::DATA_VALIDATED;
             }
+            if i == 0 && e.gso.is_some() {
+                flags |= NetRxFlags::EXTRA_INFO;
+            }
             if i + 1 < need {
                 flags |= NetRxFlags::MORE_DATA;
             }
@@ -177,7 +202,28 @@ impl<P: Platform + Clone> BackQueue<P> {
             if let Err(err) = self.rx.put_response(rsp) {
                 return Err(self.fail(FrontViolation::Ring(err)));
             }
+            if let (0, Some((type_, size))) = (i, e.gso) {
+                let extra = NetifExtraInfo::gso(NetifExtraGso {
+                    size,
+                    type_,
+                    ..NetifExtraGso::default()
+                });
+                // An RX slot is 8 bytes, the extra-info's size: whole.
+                let rsp = NetifRxResponse::read_from_bytes(extra.as_bytes()).unwrap_or_default();
+                if let Err(err) = self.rx.put_response(rsp) {
+                    return Err(self.fail(FrontViolation::Ring(err)));
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Whether the frontend said it takes GSO frames of this type.
+    fn frontend_gso(&self, type_: u8) -> bool {
+        match type_ {
+            XEN_NETIF_GSO_TYPE_TCPV4 => self.rx_gso.0,
+            XEN_NETIF_GSO_TYPE_TCPV6 => self.rx_gso.1,
+            _ => false,
+        }
     }
 }

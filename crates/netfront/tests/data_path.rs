@@ -278,3 +278,47 @@ fn backend_fills_posted_buffers_with_a_burst_in_one_batch() {
         assert_eq!(&buf[..info.len], &frame(100, i)[..]);
     }
 }
+
+#[test]
+fn gso_frames_pass_through_the_backend_to_a_frontend_that_takes_them() {
+    let mut w = world();
+    let (mut q, b) = w.pair(Config {
+        gso_tcpv4: true,
+        ..small()
+    });
+    let mut b = b.with_frontend_gso(true, false);
+    let big = frame(20000, 7);
+    let gso = Gso {
+        kind: GsoKind::Tcpv4,
+        mss: 1448,
+    };
+    q.send(
+        &big,
+        TxOffload {
+            csum_blank: true,
+            gso: Some(gso),
+            ..TxOffload::default()
+        },
+    )
+    .unwrap();
+    let mut sink = Sink::default();
+    b.poll(&mut sink).unwrap();
+    let (f, meta) = sink.0.pop().unwrap();
+    assert_eq!(meta.gso, Some((1, 1448)));
+    // Looped back to the same frontend, which said it takes TCPv4 GSO.
+    b.push_frame(&f, meta).unwrap();
+    // A TCPv6 GSO frame it did not ask for is dropped, not sent.
+    let v6 = FrameMeta {
+        gso: Some((2, 1428)),
+        ..FrameMeta::default()
+    };
+    b.push_frame(&f, v6).unwrap();
+    b.poll(&mut sink).unwrap();
+    let mut buf = vec![0u8; MAX_FRAME];
+    let info = q.receive(&mut buf).unwrap().expect("the GSO frame");
+    assert_eq!(&buf[..info.len], &big[..]);
+    assert_eq!(info.gso, Some(gso));
+    assert_eq!(info.checksum, RxChecksum::Blank);
+    assert_eq!(q.receive(&mut buf).unwrap(), None);
+    assert_eq!(b.stats().rx_dropped, 1);
+}

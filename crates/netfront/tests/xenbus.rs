@@ -96,16 +96,17 @@ fn connect(env: &mut Env, front_queues: u16, back_queues: u16) -> Pair {
 }
 
 fn connect_with(env: &mut Env, config: ConnectConfig, back_queues: u16) -> Pair {
+    let bcfg = BackConnectConfig {
+        max_queues: back_queues,
+        ..BackConnectConfig::default()
+    };
+    connect_full(env, config, bcfg)
+}
+
+fn connect_full(env: &mut Env, config: ConnectConfig, bcfg: BackConnectConfig) -> Pair {
     let n = N.fetch_add(1, Ordering::Relaxed);
     let mut fc = Connector::new(env.table, "device/vif/0", &format!("vif{n}"), config);
-    let mut bc = BackConnector::new(
-        &env.dev.backend_path,
-        &format!("vifback{n}"),
-        BackConnectConfig {
-            max_queues: back_queues,
-            ..BackConnectConfig::default()
-        },
-    );
+    let mut bc = BackConnector::new(&env.dev.backend_path, &format!("vifback{n}"), bcfg);
     let (mut front, mut back, mut keys) = (None, None, Vec::new());
     for _ in 0..20 {
         if back.is_none() {
@@ -428,4 +429,37 @@ fn xsa465_backend_vanishing_mid_handshake_is_an_error_and_frees_the_grants() {
     assert_eq!(env.table.free_refs(), free_before);
     assert_eq!(env.table.deferred_stats().pending, 0);
     assert!(fc.keys().is_empty());
+}
+
+#[test]
+fn gso_is_negotiated_both_ways_when_the_backend_offers_it() {
+    let mut env = env();
+    let bcfg = BackConnectConfig {
+        gso: true,
+        ..BackConnectConfig::default()
+    };
+    let (mut front, mut back, _bc, _) = connect_full(&mut env, small(1), bcfg);
+    assert!(front.features().gso_tcpv4 && front.features().gso_tcpv6);
+    let gso = xenpv_netfront::Gso {
+        kind: xenpv_netfront::GsoKind::Tcpv6,
+        mss: 1428,
+    };
+    let q = front.queue(0).unwrap();
+    let offload = TxOffload {
+        csum_blank: true,
+        gso: Some(gso),
+        ..TxOffload::default()
+    };
+    q.send(&frame(30000, 3), offload).unwrap();
+    let mut sink = Sink::default();
+    back.poll(&mut sink).unwrap();
+    let (f, meta) = sink.0.pop().unwrap();
+    assert_eq!(meta.gso, Some((2, 1428)));
+    // The frontend wrote feature-gso-tcpv6: the backend passes it back.
+    back.push_frame(0, &f, meta).unwrap();
+    back.poll(&mut sink).unwrap();
+    let mut buf = vec![0u8; 65535];
+    let info = front.queue(0).unwrap().receive(&mut buf).unwrap().unwrap();
+    assert_eq!(&buf[..info.len], &frame(30000, 3)[..]);
+    assert_eq!(info.gso, Some(gso));
 }
