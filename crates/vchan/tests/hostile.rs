@@ -422,3 +422,46 @@ fn a_peer_seen_closed_stays_closed() {
     assert_eq!(end.read(&mut [0u8; 4]), Err(Error::Closed));
     assert_eq!(end.write(b"x"), Err(Error::Closed));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Any header a server can write: `Client::connect` returns (never
+    /// panics), and when it fails nothing stays mapped or bound; when it
+    /// succeeds, the channel works or reports a typed error.
+    #[test]
+    fn any_server_header_is_survived(
+        orders in (proptest::prelude::any::<u16>(), proptest::prelude::any::<u16>()),
+        small_orders in proptest::prelude::any::<bool>(),
+        indices in proptest::prelude::any::<[u32; 4]>(),
+        flags in proptest::prelude::any::<[u8; 4]>(),
+        grants in proptest::prelude::any::<[u32; 4]>(),
+    ) {
+        let h = hostile();
+        // Half the cases with orders near the valid range.
+        let (l, r) = if small_orders { (9 + orders.0 % 10, 9 + orders.1 % 10) } else { orders };
+        let g = crafted(&h, l, r, &grants);
+        let reg = g.region();
+        for (i, v) in indices.iter().enumerate() {
+            reg.store_index(4 * i, *v, Ordering::Relaxed).unwrap();
+        }
+        reg.write(20, u32::from_ne_bytes(flags)).unwrap();
+        let mut se = EventChannels::<_>::new(&h.server, EvConfig::DEFAULT).unwrap();
+        let mut ce = EventChannels::<_>::new(&h.client, EvConfig::DEFAULT).unwrap();
+        let port = se.alloc_unbound(h.client.domid()).unwrap();
+        match Client::connect(&h.client, &mut ce, h.server.domid(), g.gref(), port.port()) {
+            Ok(mut client) => {
+                let _ = client.write(b"probe");
+                let _ = client.read(&mut [0u8; 64]);
+                client.close(&mut ce).unwrap();
+            }
+            Err(e) => proptest::prop_assert!(matches!(
+                e,
+                Error::Peer(_) | Error::Unsupported { .. } | Error::Map(_)
+            ), "{e:?}"),
+        }
+        let in_use = g.in_use();
+        proptest::prop_assert!(!in_use.reading && !in_use.writing);
+        proptest::prop_assert_eq!(ce.registered().count(), 0);
+    }
+}
