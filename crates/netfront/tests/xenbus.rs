@@ -463,3 +463,35 @@ fn gso_is_negotiated_both_ways_when_the_backend_offers_it() {
     assert_eq!(&buf[..info.len], &frame(30000, 3)[..]);
     assert_eq!(info.gso, Some(gso));
 }
+
+#[test]
+fn backend_connected_without_binding_the_channel_is_an_error() {
+    let mut env = env();
+    let free_before = env.table.free_refs();
+    let mut be = Backend::new(&env.dev.backend_path, "liar");
+    let mut fc = Connector::new(env.table, "device/vif/0", "vif-liar", small(1));
+    let features = [("feature-rx-copy", "1")];
+    let mut result = None;
+    for _ in 0..10 {
+        if let Ok(xenpv_xenstore::xenbus::BackStatus::FrontendReady(_)) =
+            be.poll(&mut env.bxs, &features, &["request-rx-copy"])
+        {
+            // Claims Connected, maps nothing, binds nothing.
+            be.connect(&mut env.bxs).unwrap();
+        }
+        match fc.poll(&mut env.fxs, &mut env.fev) {
+            Ok(None) => continue,
+            r => {
+                result = Some(r);
+                break;
+            }
+        }
+    }
+    let r = result.expect("the frontend decided");
+    assert!(matches!(r, Err(ConnectError::Net(_))), "{r:?}");
+    assert_eq!(
+        env.table.free_refs(),
+        free_before,
+        "grants kept after the failure"
+    );
+}
