@@ -21,6 +21,9 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::error::BackError;
 use crate::image::Image;
 
+/// Segments moved per batch of grant copies (one hypercall).
+pub const COPY_BATCH: usize = 16;
+
 /// What [`BlkBack::new`] hands back when it cannot start: why, and the
 /// ring mapping, port and image it was given.
 pub type Refused<P, I> = Box<(BackError, MappedPages<P>, InterdomainPort, I)>;
@@ -67,7 +70,8 @@ pub struct BlkBack<P: Platform + Clone, I: Image> {
     foreign: ForeignGrants<P>,
     frontend: DomId,
     image: I,
-    data: Page<P>,
+    /// Private pages data moves through, [`COPY_BATCH`] segments at a time.
+    data: Vec<Page<P>>,
     indirect: Page<P>,
     segs: Vec<BlkifRequestSegment>,
     max_indirect: usize,
@@ -98,7 +102,10 @@ impl<P: Platform + Clone, I: Image> BlkBack<P, I> {
         image: I,
         max_indirect: u32,
     ) -> Result<Self, Refused<P, I>> {
-        let pages = Page::new(platform.clone()).zip(Page::new(platform.clone()));
+        let data: Option<Vec<Page<P>>> = (0..COPY_BATCH)
+            .map(|_| Page::new(platform.clone()))
+            .collect();
+        let pages = data.zip(Page::new(platform.clone()));
         let Some((data, indirect)) = pages else {
             return Err(Box::new((BackError::OutOfMemory, ring, port, image)));
         };
@@ -370,57 +377,91 @@ impl<P: Platform + Clone, I: Image> BlkBack<P, I> {
             _ => return BLKIF_RSP_ERROR,
         }
         let mut at = sector;
-        for i in 0..self.segs.len() {
-            let Some(s) = self.segs.get(i).copied() else {
-                return BLKIF_RSP_ERROR;
-            };
-            let sectors = u64::from(s.last_sect - s.first_sect) + 1;
-            let len = (sectors * 512) as usize;
-            let grant = CopyEnd::Grant {
-                domid: self.frontend,
-                gref: s.gref,
-                offset: u16::from(s.first_sect) * 512,
-            };
+        let mut done = 0;
+        while done < self.segs.len() {
+            let n = (self.segs.len() - done).min(COPY_BATCH);
+            let mut chunk = [BlkifRequestSegment::default(); COPY_BATCH];
+            for (c, s) in chunk.iter_mut().zip(self.segs.iter().skip(done)) {
+                *c = *s;
+            }
+            let chunk = chunk.get(..n).unwrap_or(&[]);
             let ok = if write {
-                self.copy(grant, len, true)
-                    && match self.data.as_bytes().get(..len) {
-                        Some(d) => self.image.write(at, d).is_ok(),
-                        None => false,
-                    }
+                self.copy_batch(chunk, true) && self.write_pages(chunk, &mut at)
             } else {
-                let read = match self.data.as_bytes_mut().get_mut(..len) {
-                    Some(d) => self.image.read(at, d).is_ok(),
-                    None => false,
-                };
-                read && self.copy(grant, len, false)
+                self.read_pages(chunk, &mut at) && self.copy_batch(chunk, false)
             };
             if !ok {
                 return BLKIF_RSP_ERROR;
             }
-            self.stats.segments += 1;
-            at += sectors;
+            self.stats.segments += n as u64;
+            done += n;
         }
         BLKIF_RSP_OKAY
     }
 
-    /// One grant copy between the frontend's grant and the private data
-    /// page (`from_grant`: grant → page).
-    fn copy(&mut self, grant: CopyEnd<'_>, len: usize, from_grant: bool) -> bool {
-        let local = CopyEnd::Local {
-            frame: self.data.local_frame(),
-            offset: 0,
-        };
-        let (source, dest) = if from_grant {
-            (grant, local)
-        } else {
-            (local, grant)
-        };
-        let [r] = self.foreign.copy(&[CopyOp {
-            source,
-            dest,
-            len: len as u16,
-        }]);
-        r.is_ok()
+    /// Writes the data pages of `chunk` to the image from sector `*at` on.
+    fn write_pages(&mut self, chunk: &[BlkifRequestSegment], at: &mut u64) -> bool {
+        for (s, page) in chunk.iter().zip(&self.data) {
+            let sectors = u64::from(s.last_sect - s.first_sect) + 1;
+            let Some(d) = page.as_bytes().get(..(sectors * 512) as usize) else {
+                return false;
+            };
+            if self.image.write(*at, d).is_err() {
+                return false;
+            }
+            *at += sectors;
+        }
+        true
+    }
+
+    /// Reads the image from sector `*at` on into the data pages of `chunk`.
+    fn read_pages(&mut self, chunk: &[BlkifRequestSegment], at: &mut u64) -> bool {
+        for (s, page) in chunk.iter().zip(self.data.iter_mut()) {
+            let sectors = u64::from(s.last_sect - s.first_sect) + 1;
+            let Some(d) = page.as_bytes_mut().get_mut(..(sectors * 512) as usize) else {
+                return false;
+            };
+            if self.image.read(*at, d).is_err() {
+                return false;
+            }
+            *at += sectors;
+        }
+        true
+    }
+
+    /// One batch of grant copies between the frontend's grants of `chunk`
+    /// and the private data pages (`from_grant`: grant → page), in as few
+    /// hypercalls as `ForeignGrants::copy_each` needs. All must succeed.
+    fn copy_batch(&mut self, chunk: &[BlkifRequestSegment], from_grant: bool) -> bool {
+        let domid = self.frontend;
+        let ops: Vec<CopyOp<'_>> = chunk
+            .iter()
+            .zip(self.data.iter_mut())
+            .map(|(s, page)| {
+                let grant = CopyEnd::Grant {
+                    domid,
+                    gref: s.gref,
+                    offset: u16::from(s.first_sect) * 512,
+                };
+                let local = CopyEnd::Local {
+                    frame: page.local_frame(),
+                    offset: 0,
+                };
+                let (source, dest) = if from_grant {
+                    (grant, local)
+                } else {
+                    (local, grant)
+                };
+                CopyOp {
+                    source,
+                    dest,
+                    len: (u16::from(s.last_sect - s.first_sect) + 1) * 512,
+                }
+            })
+            .collect();
+        let mut ok = ops.len() == chunk.len();
+        self.foreign.copy_each(&ops, |_, r| ok &= r.is_ok());
+        ok
     }
 
     /// Takes the backend apart: unmaps the rings and gives back the ports

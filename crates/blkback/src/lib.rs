@@ -38,7 +38,7 @@ mod connect;
 mod error;
 mod image;
 
-pub use back::{BackStats, BlkBack, Refused};
+pub use back::{BackStats, BlkBack, COPY_BATCH, Refused};
 pub use connect::{BackConfig, BackConnector};
 pub use error::BackError;
 #[cfg(feature = "std")]
