@@ -60,10 +60,13 @@ impl Default for BackConfig {
 /// At `InitWait` it publishes `sectors`, `info`, `sector-size`,
 /// `physical-sector-size`, `feature-flush-cache`, `feature-discard` (with
 /// `discard-granularity`, `discard-alignment`, `discard-secure`) when the
-/// image discards, `feature-max-indirect-segments`, `max-ring-page-order`
-/// and `feature-persistent`. It then reads `ring-ref` (or
-/// `ring-page-order` and `ring-ref0..N`), `event-channel` and `protocol`,
-/// maps the ring pages, binds the channel and goes `Connected`.
+/// image discards, `feature-max-indirect-segments`, `max-ring-page-order`,
+/// `feature-persistent` and (with more than one queue allowed)
+/// `multi-queue-max-queues`. It then reads `protocol` (only the native
+/// ABI is served), `ring-page-order`, `multi-queue-num-queues` and, per
+/// queue (`queue-N/` or the device directory), `ring-ref`/`ring-refN` and
+/// `event-channel`; maps the ring pages, binds the channels and goes
+/// `Connected`.
 pub struct BackConnector<I: Image> {
     be: Backend,
     dir: String,

@@ -39,10 +39,13 @@ type Pending<T> = (Vec<(Prepared<T>, UnboundPort)>, PeerLink);
 /// watch event (or in a loop with the backend's domain running) until it
 /// returns the device. Grants and the event channel are made only once the
 /// backend is in `InitWait` (its `max-ring-page-order` decides the ring
-/// size) and published in one transaction with `Initialised`:
-/// `ring-ref` (or `ring-page-order` and `ring-ref0..N`), `event-channel`,
-/// `protocol` and `feature-persistent`. After `Connected`, the disk keys
-/// are read and validated ([`DiskInfo::read`]).
+/// size, its `multi-queue-max-queues` the number of rings, up to
+/// [`QueueConfig::max_queues`]) and published in one transaction with
+/// `Initialised`: `ring-ref` (or `ring-page-order` and `ring-ref0..N`) and
+/// `event-channel` — under `queue-N/` with `multi-queue-num-queues` when
+/// there are several rings — then `protocol` and `feature-persistent`.
+/// After `Connected`, the disk keys are read and validated
+/// ([`DiskInfo::read`]).
 pub struct Connector<T: TableHandle> {
     fe: Frontend,
     table: T,
