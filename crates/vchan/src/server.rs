@@ -9,7 +9,7 @@ use xenpv_sys::xen::DomId;
 
 use crate::error::Error;
 use crate::layout::Orders;
-use crate::raw::{MAX_RING_REFS, Parts, RawEnd};
+use crate::raw::{MAX_RING_REFS, Parts, PeerState, RawEnd};
 use crate::stream::Stream;
 
 /// Ring sizes a [`Server`] asks for.
@@ -152,6 +152,24 @@ impl<T: TableHandle> Server<T> {
     /// The client domain.
     pub fn client(&self) -> DomId {
         self.client
+    }
+
+    /// Waits (through `wait`, at most `max_waits` times) until the client
+    /// has connected: its live flag left "not yet connected". `Ok(Open)`,
+    /// or `Ok(Closed)` if it connected and already left.
+    pub fn wait_connected<W: FnMut() -> bool>(
+        &mut self,
+        max_waits: u32,
+        mut wait: W,
+    ) -> Result<PeerState, Error> {
+        let mut waits = 0;
+        loop {
+            let state = self.peer_state()?;
+            if state != PeerState::Connecting {
+                return Ok(state);
+            }
+            crate::stream::wait_once(&mut waits, max_waits, &mut wait)?;
+        }
     }
 
     /// Shuts down (if not yet), closes the port, and revokes the pages;

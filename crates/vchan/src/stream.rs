@@ -167,7 +167,13 @@ pub trait Stream {
     }
 }
 
-fn wait_once<W: FnMut() -> bool>(waits: &mut u32, max: u32, wait: &mut W) -> Result<(), Error> {
+/// One wait of a bounded blocking call: `Stalled` after `max` waits,
+/// `Interrupted` if the hook gives up.
+pub(crate) fn wait_once<W: FnMut() -> bool>(
+    waits: &mut u32,
+    max: u32,
+    wait: &mut W,
+) -> Result<(), Error> {
     if *waits >= max {
         return Err(Error::Stalled);
     }

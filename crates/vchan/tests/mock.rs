@@ -427,3 +427,26 @@ fn a_vanished_client_domain_closes_the_channel_and_its_pages_come_back() {
     server.close(&mut ae).unwrap();
     assert_eq!(table.deferred_stats().pending, 0);
 }
+
+#[test]
+fn the_server_waits_for_its_client_to_connect() {
+    let Pair { a, b, .. } = pair();
+    let table = GrantTable::new(&a, GrantConfig::default()).unwrap();
+    let (mut ae, mut be) = (events(&a), events(&b));
+    let mut server = Server::new(&table, &mut ae, b.domid(), Config::SMALL).unwrap();
+    // Nobody connects: bounded.
+    assert_eq!(server.wait_connected(3, || true), Err(Error::Stalled));
+    // The client connects while the server waits (its wait is where the
+    // other domain runs); the connect event reaches the server's port.
+    let (ring_ref, port) = (server.ring_ref(), server.port());
+    let mut client = None;
+    let state = server.wait_connected(3, || {
+        client = Some(Client::connect(&b, &mut be, a.domid(), ring_ref, port).unwrap());
+        true
+    });
+    assert_eq!(state, Ok(PeerState::Open));
+    assert!(a.upcall_pending());
+    client.unwrap().close(&mut be).unwrap();
+    assert_eq!(server.wait_connected(3, || true), Ok(PeerState::Closed));
+    server.close(&mut ae).unwrap();
+}
