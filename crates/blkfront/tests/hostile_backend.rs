@@ -313,3 +313,51 @@ fn a_backend_that_never_answers_cannot_hang_a_blocking_call() {
     // with Disconnected at teardown.
     assert_eq!(front.queue_ref().in_flight(), 1);
 }
+
+#[test]
+fn xsa403_a_short_write_shows_the_backend_nothing_but_its_data() {
+    let (env, mut front, mut back, h) = setup();
+    // Earlier traffic leaves other data in the bounce pages.
+    let secret = pattern(4096, 0x42);
+    let id = front
+        .queue()
+        .submit(Request::Write {
+            sector: 0,
+            data: &secret,
+        })
+        .unwrap();
+    back.process(16).unwrap();
+    assert_eq!(front.queue().poll().unwrap().unwrap().id, id);
+    // Now a 512-byte write: the backend reads its whole page.
+    let short = [0x11u8; 512];
+    front
+        .queue()
+        .submit(Request::Write {
+            sector: 8,
+            data: &short,
+        })
+        .unwrap();
+    let seg = h.request(1).seg[0];
+    assert_eq!((seg.first_sect, seg.last_sect), (0, 0));
+    // The same bounce page as the earlier 4 KiB write.
+    assert_eq!(seg.gref, h.request(0).seg[0].gref);
+    let mut page = Page::new(env.bd).unwrap();
+    let [r] = ForeignGrants::new(env.bd).copy(&[CopyOp {
+        source: CopyEnd::Grant {
+            domid: env.fd.domid(),
+            gref: seg.gref,
+            offset: 0,
+        },
+        dest: CopyEnd::Local {
+            frame: page.local_frame(),
+            offset: 0,
+        },
+        len: 4096,
+    }]);
+    r.unwrap();
+    assert_eq!(&page.as_bytes()[..512], &short[..]);
+    assert!(
+        page.as_bytes()[512..].iter().all(|&b| b == 0),
+        "stale data beyond the write is visible to the backend"
+    );
+}
