@@ -4,7 +4,9 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use xenpv_evtchn::{EventChannels, InterdomainPort};
-use xenpv_grant::{ForeignGrants, MapRequest, Mapped, PAGE_SIZE, Page};
+use xenpv_grant::{
+    CopyEnd, CopyOp, ForeignGrants, LocalFrame, MapRequest, Mapped, PAGE_SIZE, Page,
+};
 use xenpv_platform::Platform;
 use xenpv_ring::BackRing;
 use xenpv_ring::protocols::{NetifRx, NetifTx};
@@ -288,4 +290,31 @@ impl<P: Platform + Clone> BackQueue<P> {
         };
         port.notify(&self.platform).map_err(BackError::Event)
     }
+}
+
+/// The staging pages as local ends of grant copies (Xen may write them
+/// during the copy, so they are borrowed mutably for as long as the frames
+/// live).
+pub(crate) fn local_frames<P: Platform>(
+    staging: &mut [Page<P>],
+) -> [Option<LocalFrame<'_>>; BATCH_PAGES] {
+    let mut frames = [None; BATCH_PAGES];
+    for (f, p) in frames.iter_mut().zip(staging.iter_mut()) {
+        *f = Some(p.local_frame());
+    }
+    frames
+}
+
+/// `N` empty copy operations to fill in (never sent as they are).
+pub(crate) fn blank_ops<'a, const N: usize>(domid: DomId) -> [CopyOp<'a>; N] {
+    let blank = CopyEnd::Grant {
+        domid,
+        gref: 0,
+        offset: 0,
+    };
+    [CopyOp {
+        source: blank,
+        dest: blank,
+        len: 0,
+    }; N]
 }

@@ -1,7 +1,7 @@
 //! Backend → frontend: queued frames grant-copied into posted RX buffers,
 //! several frames per copy batch.
 
-use xenpv_grant::{CopyEnd, CopyOp, LocalFrame, PAGE_SIZE};
+use xenpv_grant::{CopyEnd, CopyOp, PAGE_SIZE};
 use xenpv_platform::Platform;
 use xenpv_sys::io::netif::{
     NETIF_RSP_ERROR, NetRxFlags, NetifExtraGso, NetifExtraInfo, NetifRxResponse,
@@ -9,7 +9,7 @@ use xenpv_sys::io::netif::{
 };
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::queue::BATCH_PAGES;
+use crate::queue::{BATCH_PAGES, blank_ops, local_frames};
 use crate::tx::BATCH_PACKETS;
 use crate::{BackError, BackQueue, FrameMeta, FrontViolation};
 
@@ -133,20 +133,8 @@ impl<P: Platform + Clone> BackQueue<P> {
                 }
             }
         }
-        let blank = CopyEnd::Grant {
-            domid: self.frontend,
-            gref: 0,
-            offset: 0,
-        };
-        let mut ops = [CopyOp {
-            source: blank,
-            dest: blank,
-            len: 0,
-        }; BATCH_PAGES];
-        let mut frames: [Option<LocalFrame<'_>>; BATCH_PAGES] = [None; BATCH_PAGES];
-        for (f, p) in frames.iter_mut().zip(self.staging.iter_mut()) {
-            *f = Some(p.local_frame());
-        }
+        let mut ops: [CopyOp<'_>; BATCH_PAGES] = blank_ops(self.frontend);
+        let frames = local_frames(&mut self.staging);
         let reqs = self.rx_reqs.iter();
         for (((op, frame), (_, gref)), len) in ops.iter_mut().zip(frames).zip(reqs).zip(lens) {
             let Some(frame) = frame else { break };

@@ -10,7 +10,7 @@ use xenpv_sys::io::netif::{
 };
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::queue::{BATCH_PAGES, STAGING_PAGES};
+use crate::queue::{BATCH_PAGES, STAGING_PAGES, blank_ops, local_frames};
 use crate::{BackError, BackQueue, FATAL_SLOTS, FrameMeta, FrameSink, FrontViolation, MAX_SLOTS};
 
 /// The smallest frame: an Ethernet header.
@@ -177,20 +177,8 @@ impl<P: Platform + Clone> BackQueue<P> {
         let mut violation = None;
         let mut results = [false; MAX_OPS];
         {
-            let mut frames: [Option<LocalFrame<'_>>; BATCH_PAGES] = [None; BATCH_PAGES];
-            for (f, p) in frames.iter_mut().zip(self.staging.iter_mut()) {
-                *f = Some(p.local_frame());
-            }
-            let blank = CopyEnd::Grant {
-                domid: self.frontend,
-                gref: 0,
-                offset: 0,
-            };
-            let mut ops = [CopyOp {
-                source: blank,
-                dest: blank,
-                len: 0,
-            }; MAX_OPS];
+            let frames = local_frames(&mut self.staging);
+            let mut ops: [CopyOp<'_>; MAX_OPS] = blank_ops(self.frontend);
             let (mut nops, mut pages) = (0usize, 0usize);
             // Room for one more largest packet is kept before each chain.
             let max_slots = self.tx.size() as usize * 2;

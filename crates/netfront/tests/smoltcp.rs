@@ -64,6 +64,18 @@ fn guest(
     (NetDevice::new(q, 1500), back)
 }
 
+/// The simulated Xen and the driver domain that runs the netbacks.
+fn driver_domain() -> (Xen, Dom, EventChannels<Dom>) {
+    let xen = Xen::new();
+    let driver: Dom = leak(xen.create_domain(DomainConfig {
+        ram_pages: 2048,
+        window_pages: 2048,
+        ..DomainConfig::default()
+    }));
+    let ev = EventChannels::new(driver, EvConfig::DEFAULT).unwrap();
+    (xen, driver, ev)
+}
+
 #[derive(Default)]
 struct Port(Vec<(Vec<u8>, FrameMeta)>);
 impl FrameSink for Port {
@@ -99,13 +111,7 @@ fn iface(dev: &mut NetDevice<Table>, mac: u8, ip: u8) -> Interface {
 
 #[test]
 fn tcp_echo_through_netfront_netback_and_a_switch() {
-    let xen = Xen::new();
-    let driver: Dom = leak(xen.create_domain(DomainConfig {
-        ram_pages: 2048,
-        window_pages: 2048,
-        ..DomainConfig::default()
-    }));
-    let mut dev_ev: EventChannels<Dom> = EventChannels::new(driver, EvConfig::DEFAULT).unwrap();
+    let (xen, driver, mut dev_ev) = driver_domain();
     let (mut dev1, mut back1) = guest(&xen, driver, &mut dev_ev);
     let (mut dev2, mut back2) = guest(&xen, driver, &mut dev_ev);
     let mut if1 = iface(&mut dev1, 1, 1);
@@ -167,13 +173,7 @@ fn tcp_echo_through_netfront_netback_and_a_switch() {
 
 #[test]
 fn csum_blank_frames_get_their_checksum_before_smoltcp_checks_it() {
-    let xen = Xen::new();
-    let driver: Dom = leak(xen.create_domain(DomainConfig {
-        ram_pages: 2048,
-        window_pages: 2048,
-        ..DomainConfig::default()
-    }));
-    let mut dev_ev: EventChannels<Dom> = EventChannels::new(driver, EvConfig::DEFAULT).unwrap();
+    let (xen, driver, mut dev_ev) = driver_domain();
     let (mut dev, mut back) = guest(&xen, driver, &mut dev_ev);
     let mut ifc = iface(&mut dev, 1, 1);
     let mut sockets = SocketSet::new(&mut leak([SocketStorage::EMPTY; 1])[..]);
