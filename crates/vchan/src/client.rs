@@ -56,17 +56,19 @@ impl<P: Platform + Clone> Client<P> {
         let ctrl = ctrl.map_err(Error::Map)?;
         let (orders, refs) =
             RawEnd::<Mapped<P>, MappedPages<P>>::peer_layout(&ctrl, Some(ring_ref))?;
-        let map = |refs: &[GrantRef]| -> Result<Option<MappedPages<P>>, Error> {
+        let map = |refs: &[GrantRef], readonly| -> Result<Option<MappedPages<P>>, Error> {
             if refs.is_empty() {
                 return Ok(None);
             }
             foreign
-                .map_pages(server, refs, false)
+                .map_pages(server, refs, readonly)
                 .map(Some)
                 .map_err(Error::Map)
         };
-        let left = map(refs.left())?;
-        let right = map(refs.right())?;
+        // We write the left ring; the right one we only read, so it is
+        // mapped read-only (as libxenvchan's client maps it).
+        let left = map(refs.left(), false)?;
+        let right = map(refs.right(), true)?;
         let bound = events
             .bind_interdomain(server, port)
             .map_err(Error::Event)?;

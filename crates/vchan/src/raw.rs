@@ -201,7 +201,9 @@ pub(crate) fn in_window(index: u32, low: u32, high: u32) -> bool {
 }
 
 impl<C: SharedMemory, D: SharedMemory> RawEnd<C, D> {
-    fn check_parts(parts: &Parts<C, D>, orders: Orders) -> Result<(), Error> {
+    /// The memory fits the orders; the ring this end writes is writable
+    /// (the one it only reads may be mapped read-only).
+    fn check_parts(parts: &Parts<C, D>, orders: Orders, role: Role) -> Result<(), Error> {
         let ctrl = parts.ctrl.region();
         if ctrl.len() < PAGE_SIZE
             || ctrl.as_ptr().as_ptr() as usize % 8 != 0
@@ -209,10 +211,17 @@ impl<C: SharedMemory, D: SharedMemory> RawEnd<C, D> {
         {
             return Err(Error::Memory);
         }
-        for (order, pages) in [(orders.left(), &parts.left), (orders.right(), &parts.right)] {
+        let client = role == Role::Client;
+        let rings = [
+            (orders.left(), &parts.left, client),
+            (orders.right(), &parts.right, !client),
+        ];
+        for (order, pages, we_write) in rings {
             let fits = match (orders.in_page_offset(order), pages) {
                 (Some(_), None) => true,
-                (None, Some(d)) => d.region().len() >= 1usize << order && d.writable(),
+                (None, Some(d)) => {
+                    d.region().len() >= 1usize << order && (d.writable() || !we_write)
+                }
                 _ => false,
             };
             if !fits {
@@ -265,7 +274,7 @@ impl<C: SharedMemory, D: SharedMemory> RawEnd<C, D> {
         orders: Orders,
         grants: &[GrantRef],
     ) -> Result<Self, (Error, Parts<C, D>)> {
-        if let Err(e) = Self::check_parts(&parts, orders) {
+        if let Err(e) = Self::check_parts(&parts, orders, Role::Server) {
             return Err((e, parts));
         }
         if grants.len() != orders.left_pages() + orders.right_pages() {
@@ -331,7 +340,7 @@ impl<C: SharedMemory, D: SharedMemory> RawEnd<C, D> {
     /// event). On failure the memory comes back.
     #[allow(clippy::result_large_err)]
     pub fn client(parts: Parts<C, D>, orders: Orders) -> Result<Self, (Error, Parts<C, D>)> {
-        if let Err(e) = Self::check_parts(&parts, orders) {
+        if let Err(e) = Self::check_parts(&parts, orders, Role::Client) {
             return Err((e, parts));
         }
         let mut this = Self::build(parts, orders, Role::Client);
