@@ -18,7 +18,8 @@
 
 use core::mem::{offset_of, size_of};
 use core::ptr::NonNull;
-use core::sync::atomic::Ordering::SeqCst;
+use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+use core::sync::atomic::fence;
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64};
 
 use xenpv_sys::event_channel::{
@@ -201,8 +202,12 @@ impl EventArray {
             // page is exclusively ours per the caller (Xen does not know it
             // yet), so an atomic store is merely conservative.
             let w = unsafe { AtomicU32::from_ptr(p) };
-            w.store(value, SeqCst);
+            // Relaxed: nobody else can see the page until the hypercall that
+            // hands it to Xen; one fence below orders all the stores before
+            // it (a SeqCst store per word cost a locked instruction each).
+            w.store(value, Relaxed);
         }
+        fence(SeqCst);
     }
 
     /// Records a page that Xen now uses for ports
