@@ -14,11 +14,11 @@
 //!   transfers at the per-request limit (11 segments, or the backend's
 //!   indirect-segment limit).
 //!
-//! * With the `embedded-sdmmc` feature, [`SdmmcDisk`] is an
+//! * With the `embedded-sdmmc` feature, `SdmmcDisk` is an
 //!   `embedded_sdmmc::BlockDevice`, so a `no_std` unikernel gets a FAT
 //!   filesystem on a Xen disk.
 //!
-//! * With `std`, [`DiskIo`] gives `std::io::{Read, Write, Seek}` over a
+//! * With `std`, `DiskIo` gives `std::io::{Read, Write, Seek}` over a
 //!   queue.
 //!
 //! # The backend is hostile
