@@ -58,7 +58,13 @@ proptest! {
                         prop_assert_eq!(usize::from(reqs[0].size), len);
                         for (i, r) in reqs.iter().enumerate() {
                             prop_assert!(in_flight.insert(r.id), "id {} handed out twice", r.id);
-                            prop_assert!(r.size > 0 || i == 0, "zero-length fragment");
+                            prop_assert!(r.size > 0, "zero-length fragment");
+                            if i > 0 {
+                                // Full pages first: the first slot holds
+                                // min(len, 4096) bytes, so all headers
+                                // (XSA-423).
+                                prop_assert_eq!(usize::from(r.size), (len - i * 4096).min(4096));
+                            }
                             let more = NetTxFlags::from_bits_retain(r.flags).contains(NetTxFlags::MORE_DATA);
                             prop_assert_eq!(more, i + 1 < slots);
                             prop_assert_eq!(*gref_of.entry(r.id).or_insert(r.gref), r.gref);
