@@ -493,3 +493,33 @@ mod model {
         }
     }
 }
+
+#[test]
+fn rx_buffers_with_bogus_grants_get_error_responses_not_a_crash() {
+    let (mut f, mut b) = setup(Config::default());
+    // One real buffer, one grant reference that names nothing.
+    f.rx.put_request(NetifRxRequest {
+        id: 1,
+        pad: 0,
+        gref: 4000,
+    })
+    .unwrap();
+    f.rx.put_request(NetifRxRequest {
+        id: 2,
+        pad: 0,
+        gref: f.pages[0].gref(),
+    })
+    .unwrap();
+    f.rx.push_requests();
+    b.push_frame(&[9u8; 100], FrameMeta::default()).unwrap();
+    b.push_frame(&[8u8; 100], FrameMeta::default()).unwrap();
+    b.poll(&mut Sink::default()).unwrap();
+    let a = f.rx.get_response().unwrap().unwrap();
+    assert_eq!((a.id, a.status), (1, NETIF_RSP_ERROR));
+    let c = f.rx.get_response().unwrap().unwrap();
+    assert_eq!((c.id, c.status), (2, 100));
+    let mut got = [0u8; 100];
+    f.pages[0].read(0, &mut got).unwrap();
+    assert_eq!(got, [8u8; 100]);
+    assert!(b.broken().is_none());
+}
