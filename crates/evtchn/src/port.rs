@@ -126,7 +126,10 @@ mod sealed {
 pub trait Binding: sealed::Sealed + fmt::Debug {}
 
 /// Bindings whose port can be notified with `EVTCHNOP_send`: interdomain
-/// (notifies the peer) and IPI (notifies the bound vCPU of this domain).
+/// (notifies the peer), IPI (notifies the bound vCPU of this domain) and
+/// unbound (Xen drops the send while no peer has bound the port, and
+/// notifies the peer once one has: a server that offered a port and cannot
+/// know when its client binds it, as libxenvchan's, relies on this).
 pub trait Notify: Binding {}
 
 /// A channel connected to `remote_port` of `remote_dom`.
@@ -209,6 +212,7 @@ impl Binding for VirqBinding {}
 impl Binding for Ipi {}
 impl Notify for Interdomain {}
 impl Notify for Ipi {}
+impl Notify for Unbound {}
 
 /// An open event-channel port of this domain, owned by this value.
 ///

@@ -527,3 +527,34 @@ fn concurrent_sender_never_loses_the_last_event() {
         bev.close(b).unwrap();
     }
 }
+
+/// A server that offered a port may notify it before (dropped, as by Xen)
+/// and after (delivered) its client binds it.
+#[test]
+fn an_offered_port_notifies_only_once_bound() {
+    let xen = Xen::new();
+    let (server, client) = (
+        xen.create_domain(DomainConfig::default()),
+        xen.create_domain(DomainConfig::default()),
+    );
+    let (mut sev, mut cev) = (
+        events(&server, Abi::TwoLevel),
+        events(&client, Abi::TwoLevel),
+    );
+    let offer = sev.alloc_unbound(client.domid()).unwrap();
+    offer.notify(&server).unwrap();
+    assert_eq!(xen.stats().sends_on(server.domid(), offer.port().raw()), 1);
+    let bound = cev.bind_interdomain(server.domid(), offer.port()).unwrap();
+    // Binding raises the client's port once; the early send was dropped.
+    assert_eq!(
+        xen.stats()
+            .deliveries_to(client.domid(), bound.port().raw()),
+        1
+    );
+    offer.notify(&server).unwrap();
+    assert_eq!(
+        xen.stats()
+            .deliveries_to(client.domid(), bound.port().raw()),
+        2
+    );
+}

@@ -215,6 +215,6 @@ impl<T: TableHandle> Stream for Server<T> {
     fn notify_peer(&self) -> Result<(), Error> {
         // The port may still be unbound (no client yet): Xen drops such a
         // send silently, as libxenvchan relies on.
-        xenpv_evtchn::ops::send(&self.platform, self.port.port()).map_err(Error::Event)
+        self.port.notify(&self.platform).map_err(Error::Event)
     }
 }
