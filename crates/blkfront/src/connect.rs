@@ -8,12 +8,9 @@ use alloc::vec::Vec;
 use xenpv_evtchn::{EventChannels, UnboundPort};
 use xenpv_grant::TableHandle;
 use xenpv_platform::Platform;
-use xenpv_sys::io::xenbus::XenbusState;
 use xenpv_xenstore::Client;
 use xenpv_xenstore::transport::Transport;
-use xenpv_xenstore::xenbus::{
-    FrontPhase, FrontStatus, Frontend, PeerLink, XenbusError, read_peer, read_state, read_unsigned,
-};
+use xenpv_xenstore::xenbus::{FrontPhase, FrontStatus, Frontend, PeerLink, read_unsigned};
 
 use crate::error::Error;
 use crate::info::DiskInfo;
@@ -50,8 +47,6 @@ pub struct Connector<T: TableHandle> {
     fe: Frontend,
     table: T,
     config: QueueConfig,
-    probe_token: String,
-    probe_watch: Option<String>,
     prepared: Option<Pending<T>>,
     keys: Vec<(String, String)>,
 }
@@ -73,8 +68,6 @@ impl<T: TableHandle> Connector<T> {
             fe: Frontend::new(dir, token),
             table,
             config,
-            probe_token: format!("{token}-probe"),
-            probe_watch: None,
             prepared: None,
             keys: Vec::new(),
         }
@@ -119,16 +112,8 @@ impl<T: TableHandle> Connector<T> {
         events: &mut EventChannels<P, N>,
     ) -> Result<(), Error> {
         self.release(events);
-        self.unwatch(xs);
         self.fe.restart(xs)?;
         Ok(())
-    }
-
-    fn unwatch<X: Transport>(&mut self, xs: &mut Client<X>) {
-        if let Some(w) = self.probe_watch.take() {
-            let _ = xs.unwatch(&w, &self.probe_token);
-        }
-        xs.take_events_for(&self.probe_token);
     }
 
     fn step<X: Transport, P: Platform, const N: usize>(
@@ -142,21 +127,9 @@ impl<T: TableHandle> Connector<T> {
             return Ok(None);
         }
         if self.prepared.is_none() {
-            let link = read_peer(xs, self.fe.dir(), "backend")?;
-            let state_path = format!("{}/state", link.path);
-            if self.probe_watch.as_deref() != Some(state_path.as_str()) {
-                xs.watch(&state_path, &self.probe_token)
-                    .map_err(|e| Error::Xenbus(XenbusError::Store(e)))?;
-                self.probe_watch = Some(state_path);
-            }
-            xs.take_events_for(&self.probe_token);
-            match read_state(xs, &link.path)? {
-                Some(s) if s.raw() >= XenbusState::InitWait.raw() => {}
-                Some(XenbusState::Closing | XenbusState::Closed) => {
-                    return Err(Error::Xenbus(XenbusError::PeerClosed(XenbusState::Closed)));
-                }
-                _ => return Ok(None),
-            }
+            let Some(link) = self.fe.poll_backend_ready(xs)? else {
+                return Ok(None);
+            };
             let max_order = read_unsigned(
                 xs,
                 &format!("{}/max-ring-page-order", link.path),
@@ -198,7 +171,6 @@ impl<T: TableHandle> Connector<T> {
             if let Some(e) = failed {
                 return Err(e);
             }
-            self.unwatch(xs);
         }
         let keys: Vec<(&str, &str)> = self
             .keys

@@ -8,12 +8,10 @@ use core::fmt;
 
 use xenpv_evtchn::EventChannels;
 use xenpv_grant::TableHandle;
-use xenpv_sys::io::xenbus::XenbusState;
 use xenpv_xenstore::Client;
 use xenpv_xenstore::transport::Transport;
 use xenpv_xenstore::xenbus::{
-    FrontStatus, Frontend, PeerLink, XenbusError, read_feature, read_mac, read_peer, read_state,
-    read_unsigned,
+    FrontStatus, Frontend, PeerLink, XenbusError, read_feature, read_mac, read_unsigned,
 };
 
 use crate::{Config, NetError, NetQueue, Offer, Teardown};
@@ -146,8 +144,6 @@ pub struct Connector<T: TableHandle> {
     fe: Frontend,
     table: T,
     config: ConnectConfig,
-    probe_token: String,
-    probe_watch: Option<String>,
     prepared: Option<Prepared<T>>,
     keys: Vec<(String, String)>,
 }
@@ -169,8 +165,6 @@ impl<T: TableHandle> Connector<T> {
             fe: Frontend::new(dir, token),
             table,
             config,
-            probe_token: format!("{token}-probe"),
-            probe_watch: None,
             prepared: None,
             keys: Vec::new(),
         }
@@ -205,7 +199,6 @@ impl<T: TableHandle> Connector<T> {
         events: &mut EventChannels<T::Platform, N>,
     ) -> Result<(), ConnectError> {
         self.release(events);
-        self.unwatch(xs);
         self.fe.restart(xs)?;
         Ok(())
     }
@@ -219,33 +212,14 @@ impl<T: TableHandle> Connector<T> {
         }
     }
 
-    fn unwatch<X: Transport>(&mut self, xs: &mut Client<X>) {
-        if let Some(w) = self.probe_watch.take() {
-            let _ = xs.unwatch(&w, &self.probe_token);
-        }
-        xs.take_events_for(&self.probe_token);
-    }
-
     fn prepare<X: Transport, const N: usize>(
         &mut self,
         xs: &mut Client<X>,
         events: &mut EventChannels<T::Platform, N>,
     ) -> Result<bool, ConnectError> {
-        let link = read_peer(xs, self.fe.dir(), "backend")?;
-        let state_path = format!("{}/state", link.path);
-        if self.probe_watch.as_deref() != Some(state_path.as_str()) {
-            xs.watch(&state_path, &self.probe_token)
-                .map_err(XenbusError::Store)?;
-            self.probe_watch = Some(state_path);
-        }
-        xs.take_events_for(&self.probe_token);
-        match read_state(xs, &link.path)? {
-            Some(s) if s.raw() >= XenbusState::InitWait.raw() => {}
-            Some(s @ (XenbusState::Closing | XenbusState::Closed)) => {
-                return Err(XenbusError::PeerClosed(s).into());
-            }
-            _ => return Ok(false),
-        }
+        let Some(link) = self.fe.poll_backend_ready(xs)? else {
+            return Ok(false);
+        };
         let features = BackendFeatures::read(xs, &link.path)?;
         if !features.rx_copy {
             return Err(ConnectError::NoRxCopy);
@@ -279,7 +253,6 @@ impl<T: TableHandle> Connector<T> {
         }
         self.keys = keys(&offers);
         self.prepared = Some((offers, link, features, mac, mtu));
-        self.unwatch(xs);
         Ok(true)
     }
 

@@ -618,3 +618,54 @@ fn recreated_backend_does_not_reuse_stale_frontend_keys() {
     r.fe.restart(&mut r.fxs).unwrap();
     connect(&mut r);
 }
+
+/// A driver learns the backend's features before publishing: the frontend
+/// stops at the point of publishing, writes nothing, and then publishes
+/// what the driver made to match.
+#[test]
+fn poll_backend_ready_stops_before_publishing() {
+    let mut r = rig();
+    assert_eq!(r.fe.poll_backend_ready(&mut r.fxs).unwrap(), None);
+    let _ = r.be.poll(&mut r.bxs, &FEATURES, &REQUIRED).unwrap();
+    let link =
+        r.fe.poll_backend_ready(&mut r.fxs)
+            .unwrap()
+            .expect("backend in InitWait");
+    assert_eq!(link.path, r.bdir);
+    assert!(read_feature(&mut r.fxs, &link.path, "sg").unwrap());
+    // Nothing published yet.
+    assert_eq!(
+        read_state(&mut r.fxs, &r.fdir).unwrap(),
+        Some(XenbusState::Initialising)
+    );
+    assert_eq!(r.fxs.read(&format!("{}/tx-ring-ref", r.fdir)).ok(), None);
+    for _ in 0..4 {
+        let _ = round(&mut r);
+    }
+    assert_eq!(
+        r.fe.poll(&mut r.fxs, &KEYS).unwrap(),
+        FrontStatus::Connected
+    );
+}
+
+/// `release` drops the watch on the backend's state without writing: no
+/// more events arrive for the token, and the frontend's state is unchanged.
+#[test]
+fn release_drops_the_watch_without_writing() {
+    let mut r = rig();
+    let _ = r.fe.poll(&mut r.fxs, &KEYS).unwrap();
+    let state_path = format!("{}/state", r.bdir);
+    let events_after_a_backend_write = |r: &mut Rig| {
+        r.bxs.write(&state_path, b"2").unwrap();
+        r.fxs.poll_events().unwrap();
+        r.fxs.take_events_for("fe")
+    };
+    assert!(
+        events_after_a_backend_write(&mut r) > 0,
+        "the frontend watches the backend"
+    );
+    let state = read_state(&mut r.fxs, &r.fdir).unwrap();
+    r.fe.release(&mut r.fxs);
+    assert_eq!(events_after_a_backend_write(&mut r), 0, "the watch is gone");
+    assert_eq!(read_state(&mut r.fxs, &r.fdir).unwrap(), state);
+}

@@ -230,14 +230,21 @@ impl Backend {
         Ok(())
     }
 
-    /// Starts over (e.g. after the frontend restarted): drops the watch,
-    /// writes `Initialising`, and probes again on the next poll.
-    pub fn restart<T: Transport>(&mut self, xs: &mut Client<T>) -> Result<(), XenbusError> {
+    /// Drops the watch on the frontend's state and its queued events,
+    /// writing nothing: for a driver done with this backend, so that a new
+    /// `Backend` may reuse the token.
+    pub fn release<T: Transport>(&mut self, xs: &mut Client<T>) {
         if let Some(w) = self.watching.take() {
             // The watch may already be gone with the frontend's domain.
             let _ = xs.unwatch(&w, &self.token);
         }
         xs.take_events_for(&self.token);
+    }
+
+    /// Starts over (e.g. after the frontend restarted): drops the watch,
+    /// writes `Initialising`, and probes again on the next poll.
+    pub fn restart<T: Transport>(&mut self, xs: &mut Client<T>) -> Result<(), XenbusError> {
+        self.release(xs);
         self.frontend = None;
         self.seen = XenbusState::Unknown;
         self.phase = BackPhase::Probe;

@@ -54,6 +54,9 @@ pub struct Frontend {
     watching: Option<String>,
     phase: FrontPhase,
     seen: XenbusState,
+    /// Set when a [`poll_backend_ready`](Self::poll_backend_ready) reached
+    /// the point of publishing (backend in `InitWait`).
+    ready: bool,
 }
 
 /// What [`Frontend::poll`] reached.
@@ -77,6 +80,7 @@ impl Frontend {
             token: token.into(),
             backend: None,
             watching: None,
+            ready: false,
             phase: FrontPhase::Probe,
             seen: XenbusState::Unknown,
         }
@@ -154,14 +158,54 @@ impl Frontend {
         keys: &[(&str, &str)],
     ) -> Result<FrontStatus, XenbusError> {
         xs.take_events_for(&self.token);
-        let r = self.step(xs, keys);
+        let r = self.step(xs, Some(keys));
         r.map_err(|e| self.fail(e))
+    }
+
+    /// Advances the handshake up to the point of publishing, without
+    /// publishing: `Some(backend)` once the backend waits in `InitWait`
+    /// (its feature keys are then final), `None` while waiting. A driver
+    /// reads the backend's features here, makes its grants and channels to
+    /// match, then publishes them with [`poll`](Self::poll). A backend found
+    /// already `Initialised`/`Connected` (to an earlier instance of this
+    /// frontend) is led through `Closing`/`Closed` first, as `poll` does.
+    ///
+    /// ```no_run
+    /// # use xenpv_xenstore::{Client, xenbus::{Frontend, FrontStatus, read_feature}};
+    /// # fn f<T: xenpv_xenstore::transport::Transport>(xs: &mut Client<T>) -> Result<(), xenpv_xenstore::xenbus::XenbusError> {
+    /// let mut fe = Frontend::new("device/vif/0", "vif0");
+    /// let Some(backend) = fe.poll_backend_ready(xs)? else {
+    ///     return Ok(()); // wait for a watch event, then poll again
+    /// };
+    /// let sg = read_feature(xs, &backend.path, "sg")?;
+    /// let keys = [("tx-ring-ref", "8"), ("rx-ring-ref", "9"), ("event-channel", "5")];
+    /// let _ = (sg, fe.poll(xs, &keys)?);
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_backend_ready<T: Transport>(
+        &mut self,
+        xs: &mut Client<T>,
+    ) -> Result<Option<PeerLink>, XenbusError> {
+        xs.take_events_for(&self.token);
+        self.ready = false;
+        let r = self.step(xs, None).map_err(|e| self.fail(e))?;
+        Ok(match r {
+            FrontStatus::Waiting(FrontPhase::WaitBackend) if self.ready => self.backend.clone(),
+            _ => None,
+        })
+    }
+
+    /// Drops the watch on the backend's state and its queued events,
+    /// writing nothing: for a driver done with this frontend (after
+    /// `Closed`, or giving up), so that a new `Frontend` may reuse the token.
+    pub fn release<T: Transport>(&mut self, xs: &mut Client<T>) {
+        self.unwatch(xs);
     }
 
     fn step<T: Transport>(
         &mut self,
         xs: &mut Client<T>,
-        keys: &[(&str, &str)],
+        keys: Option<&[(&str, &str)]>,
     ) -> Result<FrontStatus, XenbusError> {
         loop {
             match self.phase {
@@ -192,6 +236,11 @@ impl Frontend {
                         self.phase = FrontPhase::Resetting;
                         return Ok(FrontStatus::Waiting(self.phase));
                     }
+                    let Some(keys) = keys else {
+                        // `poll_backend_ready`: stop before publishing.
+                        self.ready = true;
+                        return Ok(FrontStatus::Waiting(self.phase));
+                    };
                     let dir = self.dir.clone();
                     let backend = self.backend.clone().ok_or(XenbusError::PeerVanished)?;
                     let seen = self.seen;
