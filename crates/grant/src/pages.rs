@@ -198,7 +198,9 @@ impl<T: TableHandle> GrantedPages<T> {
 
     /// Ends access for every page and frees them, or puts what the peer
     /// still uses on the table's deferred list. Returns whether the pages
-    /// were freed now.
+    /// were freed now. A deferred set is one entry of the deferred list
+    /// (one in [`DeferredStats::pending`](crate::DeferredStats::pending)),
+    /// however many pages it holds.
     pub fn revoke_or_defer(self) -> bool {
         match self.try_revoke() {
             Ok(()) => true,
