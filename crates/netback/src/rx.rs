@@ -7,7 +7,6 @@ use xenpv_sys::io::netif::{
     NETIF_RSP_ERROR, NetRxFlags, NetifExtraGso, NetifExtraInfo, NetifRxResponse,
     XEN_NETIF_GSO_TYPE_TCPV4, XEN_NETIF_GSO_TYPE_TCPV6,
 };
-use zerocopy::{FromBytes, IntoBytes};
 
 use crate::queue::{BATCH_PAGES, blank_ops, local_frames};
 use crate::tx::BATCH_PACKETS;
@@ -197,7 +196,7 @@ impl<P: Platform + Clone> BackQueue<P> {
                     ..NetifExtraGso::default()
                 });
                 // An RX slot is 8 bytes, the extra-info's size: whole.
-                let rsp = NetifRxResponse::read_from_bytes(extra.as_bytes()).unwrap_or_default();
+                let rsp = extra.to_rx_slot();
                 if let Err(err) = self.rx.put_response(rsp) {
                     return Err(self.fail(FrontViolation::Ring(err)));
                 }

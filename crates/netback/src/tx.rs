@@ -8,7 +8,6 @@ use xenpv_sys::io::netif::{
     XEN_NETIF_EXTRA_TYPE_MAX, XEN_NETIF_EXTRA_TYPE_MCAST_ADD, XEN_NETIF_EXTRA_TYPE_MCAST_DEL,
     XEN_NETIF_GSO_TYPE_TCPV4, XEN_NETIF_GSO_TYPE_TCPV6,
 };
-use zerocopy::{FromBytes, IntoBytes};
 
 use crate::queue::{BATCH_PAGES, STAGING_PAGES, blank_ops, local_frames};
 use crate::{BackError, BackQueue, FATAL_SLOTS, FrameMeta, FrameSink, FrontViolation, MAX_SLOTS};
@@ -42,12 +41,6 @@ pub(crate) struct Chain {
     more: bool,
     gso: Option<(u8, u16)>,
     bad: bool,
-}
-
-/// An extra-info slot in a TX request: its first 8 bytes.
-fn tx_as_extra(req: &NetifTxRequest) -> Option<NetifExtraInfo> {
-    let bytes = req.as_bytes();
-    NetifExtraInfo::read_from_bytes(bytes.get(..core::mem::size_of::<NetifExtraInfo>())?).ok()
 }
 
 /// Where a valid packet sits in the batch.
@@ -342,7 +335,7 @@ impl Chain {
             *slot = Slot { req, extra: true };
             self.n += 1;
             self.extras += 1;
-            let extra = tx_as_extra(&req).ok_or(FrontViolation::BadExtra { type_: 0 })?;
+            let extra = NetifExtraInfo::from_tx_slot(&req);
             if self.extras >= usize::from(XEN_NETIF_EXTRA_TYPE_MAX) {
                 return Err(FrontViolation::BadExtra { type_: extra.type_ });
             }

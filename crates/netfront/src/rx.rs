@@ -8,7 +8,6 @@ use xenpv_sys::io::netif::{
     XEN_NETIF_EXTRA_TYPE_MAX, XEN_NETIF_EXTRA_TYPE_MCAST_ADD, XEN_NETIF_EXTRA_TYPE_MCAST_DEL,
     XEN_NETIF_EXTRA_TYPE_XDP, XEN_NETIF_GSO_TYPE_TCPV4, XEN_NETIF_GSO_TYPE_TCPV6,
 };
-use zerocopy::{FromBytes, IntoBytes};
 
 use crate::{Gso, GsoKind, MAX_FRAME, MAX_SLOTS, NetError, NetQueue, Violation};
 
@@ -241,9 +240,7 @@ impl<T: TableHandle> NetQueue<T> {
 
 /// An extra-info slot in an RX response: the response's 8 bytes.
 fn parse_extra(p: &mut Partial, rsp: NetifRxResponse) -> Result<(), Violation> {
-    let Ok(extra) = NetifExtraInfo::read_from_bytes(rsp.as_bytes()) else {
-        return Err(Violation::RxBadExtra { type_: 0 });
-    };
+    let extra = NetifExtraInfo::from_rx_slot(&rsp);
     p.extras += 1;
     if p.extras >= usize::from(XEN_NETIF_EXTRA_TYPE_MAX) {
         return Err(Violation::RxTooManySlots);

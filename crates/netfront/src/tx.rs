@@ -6,7 +6,6 @@ use xenpv_sys::io::netif::{
     NETIF_RSP_DROPPED, NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, NetTxFlags, NetifExtraGso,
     NetifExtraInfo, NetifTxRequest, XEN_NETIF_GSO_TYPE_TCPV4, XEN_NETIF_GSO_TYPE_TCPV6,
 };
-use zerocopy::{FromBytes, IntoBytes};
 
 use crate::queue::TxBuf;
 use crate::{MAX_FRAME, MAX_SLOTS, NetError, NetQueue, Violation};
@@ -51,16 +50,6 @@ pub struct TxOffload {
     pub data_validated: bool,
     /// A GSO extra-info slot.
     pub gso: Option<Gso>,
-}
-
-/// An extra-info slot in a TX ring slot: its 8 bytes, then zeroes.
-fn extra_as_tx(extra: NetifExtraInfo) -> NetifTxRequest {
-    let mut raw = [0u8; core::mem::size_of::<NetifTxRequest>()];
-    let bytes = extra.as_bytes();
-    for (d, s) in raw.iter_mut().zip(bytes) {
-        *d = *s;
-    }
-    NetifTxRequest::read_from_bytes(&raw).unwrap_or_default()
 }
 
 impl<T: TableHandle> NetQueue<T> {
@@ -144,7 +133,7 @@ impl<T: TableHandle> NetQueue<T> {
                 && let Some(extra) = gso
             {
                 self.tx
-                    .put_request(extra_as_tx(extra))
+                    .put_request(extra.to_tx_slot())
                     .map_err(NetError::Ring)?;
             }
         }

@@ -400,6 +400,48 @@ impl NetifExtraInfo {
             u: NetifExtraMcast { addr }.into(),
         }
     }
+
+    /// This extra-info as the TX ring slot it occupies (after a request
+    /// with `NETTXF_extra_info`): its 8 bytes, then zeroes.
+    ///
+    /// ```
+    /// use xenpv_sys::io::netif::{NetifExtraGso, NetifExtraInfo};
+    /// let x = NetifExtraInfo::gso(NetifExtraGso { size: 1448, ..Default::default() });
+    /// assert_eq!(NetifExtraInfo::from_tx_slot(&x.to_tx_slot()), x);
+    /// ```
+    #[must_use]
+    pub fn to_tx_slot(self) -> NetifTxRequest {
+        let mut raw = [0u8; size_of::<NetifTxRequest>()];
+        raw[..size_of::<Self>()].copy_from_slice(zerocopy::IntoBytes::as_bytes(&self));
+        zerocopy::transmute!(raw)
+    }
+
+    /// The extra-info in a TX ring slot: its first 8 bytes.
+    #[must_use]
+    pub fn from_tx_slot(slot: &NetifTxRequest) -> Self {
+        let mut raw = [0u8; size_of::<Self>()];
+        raw.copy_from_slice(&zerocopy::IntoBytes::as_bytes(slot)[..size_of::<Self>()]);
+        zerocopy::transmute!(raw)
+    }
+
+    /// This extra-info as the RX ring slot it occupies (after a response
+    /// with `NETRXF_extra_info`; both are 8 bytes).
+    #[must_use]
+    pub fn to_rx_slot(self) -> NetifRxResponse {
+        zerocopy::transmute!(self)
+    }
+
+    /// The extra-info in an RX ring slot.
+    ///
+    /// ```
+    /// use xenpv_sys::io::netif::{NetifExtraGso, NetifExtraInfo};
+    /// let x = NetifExtraInfo::gso(NetifExtraGso { size: 1448, ..Default::default() });
+    /// assert_eq!(NetifExtraInfo::from_rx_slot(&x.to_rx_slot()), x);
+    /// ```
+    #[must_use]
+    pub fn from_rx_slot(slot: &NetifRxResponse) -> Self {
+        zerocopy::transmute!(*slot)
+    }
 }
 
 // --- Receive ----------------------------------------------------------------------
