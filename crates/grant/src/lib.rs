@@ -170,7 +170,8 @@ pub use copy::{CopyEnd, CopyOp, LocalFrame};
 pub use deferred::{DeferredStats, MAX_GRANT_PAGES};
 pub use error::{GrantError, OpError};
 pub use foreign::{
-    BATCH_CHUNK, DEFAULT_EAGAIN_RETRIES, ForeignGrants, MapRequest, Mapped, MappedPages, UnmapError,
+    BATCH_CHUNK, COPY_CHUNK, DEFAULT_EAGAIN_RETRIES, ForeignGrants, MapRequest, Mapped,
+    MappedPages, UnmapError,
 };
 pub use granted::{Granted, OwnedRef, Reservation, RevokeError, TableHandle};
 pub use page::Page;

@@ -138,6 +138,10 @@ impl GuestPtr {
 /// valid for the accesses Xen makes for `op`.
 pub(crate) unsafe fn dispatch(st: &mut State, ld: DomId, op: u32, args: [u64; 5]) -> i64 {
     st.stats.hypercalls += 1;
+    *st.stats
+        .hypercalls_by_op
+        .entry((op, args[0] as u32))
+        .or_insert(0) += 1;
     st.deliver_deferred();
     if !st.domains.contains_key(&ld) {
         return ESRCH;

@@ -303,6 +303,7 @@ pub(crate) struct Counters {
     pub(crate) grant_unmaps: u64,
     pub(crate) grant_copies: u64,
     pub(crate) hypercalls: u64,
+    pub(crate) hypercalls_by_op: BTreeMap<(u32, u32), u64>,
 }
 
 /// Pending fault injections.
@@ -482,6 +483,7 @@ impl State {
             grant_copies: self.stats.grant_copies,
             active_mappings,
             hypercalls: self.stats.hypercalls,
+            hypercalls_by_op: self.stats.hypercalls_by_op.clone(),
         }
     }
 

@@ -33,6 +33,9 @@ pub struct Stats {
     pub active_mappings: BTreeMap<DomId, u64>,
     /// Hypercalls made (all domains).
     pub hypercalls: u64,
+    /// Hypercalls made per (hypercall number, sub-operation: its first
+    /// argument), e.g. `(HYPERVISOR_GRANT_TABLE_OP, GNTTABOP_copy)`.
+    pub hypercalls_by_op: BTreeMap<(u32, u32), u64>,
 }
 
 impl Stats {
@@ -46,6 +49,12 @@ impl Stats {
     #[must_use]
     pub fn deliveries_to(&self, domid: DomId, port: EvtchnPort) -> u64 {
         self.deliveries.get(&(domid, port)).copied().unwrap_or(0)
+    }
+
+    /// Hypercalls `op` with sub-operation `cmd` made so far.
+    #[must_use]
+    pub fn hypercalls_of(&self, op: u32, cmd: u32) -> u64 {
+        self.hypercalls_by_op.get(&(op, cmd)).copied().unwrap_or(0)
     }
 
     /// Live grant mappings held by `domid`.

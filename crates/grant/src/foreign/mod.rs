@@ -23,6 +23,11 @@ pub use mapped::{Mapped, MappedPages, UnmapError};
 /// built on the stack.
 pub const BATCH_CHUNK: usize = 16;
 
+/// Copy operations per `GNTTABOP_copy` hypercall: batches are split into
+/// chunks this long (40 bytes each, built on the stack). A backend copying a
+/// ring's worth of small packets makes one hypercall per 64 of them.
+pub const COPY_CHUNK: usize = 64;
+
 /// A status Xen never writes: marks operations a failed hypercall did not reach.
 pub(crate) const NOT_REACHED: i16 = 1;
 
@@ -323,13 +328,13 @@ impl<P: Platform + Clone> ForeignGrants<P> {
         out
     }
 
-    /// Copies any number of operations, [`BATCH_CHUNK`] per hypercall,
+    /// Copies any number of operations, [`COPY_CHUNK`] per hypercall,
     /// passing each one's index and result to `f` (in order).
     pub fn copy_each(&self, ops: &[CopyOp<'_>], mut f: impl FnMut(usize, Result<(), OpError>)) {
-        for (c, chunk) in ops.chunks(BATCH_CHUNK).enumerate() {
-            let mut raw = [GnttabCopy::default(); BATCH_CHUNK];
-            let mut checks: [Result<usize, OpError>; BATCH_CHUNK] =
-                [Err(OpError::Bounds); BATCH_CHUNK];
+        for (c, chunk) in ops.chunks(COPY_CHUNK).enumerate() {
+            let mut raw = [GnttabCopy::default(); COPY_CHUNK];
+            let mut checks: [Result<usize, OpError>; COPY_CHUNK] =
+                [Err(OpError::Bounds); COPY_CHUNK];
             let mut n = 0;
             for (i, op) in chunk.iter().enumerate() {
                 checks[i] = self.copy_op(op).map(|r| {
@@ -360,7 +365,7 @@ impl<P: Platform + Clone> ForeignGrants<P> {
                     },
                     Err(e) => Err(e),
                 };
-                f(c * BATCH_CHUNK + i, r);
+                f(c * COPY_CHUNK + i, r);
             }
         }
     }

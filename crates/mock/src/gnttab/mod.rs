@@ -20,7 +20,7 @@ mod entries;
 mod map;
 mod setup;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use xenpv_sys::grant_table::{GntmapFlags, GrantFlags, GrantRef};
 use xenpv_sys::xen::DomId;
@@ -136,7 +136,9 @@ pub(crate) struct GrantTable {
     pub(crate) nr_frames: u32,
     pub(crate) nr_status_frames: u32,
     pub(crate) max_frames: u32,
-    active: BTreeMap<GrantRef, Active>,
+    /// A hash map: a copy pins and unpins an entry per operation, and a
+    /// B-tree would allocate and free a node each time.
+    active: HashMap<GrantRef, Active>,
     maptrack: Vec<Option<MapTrack>>,
     /// Entries of `maptrack` that are `Some` (live mappings).
     live_maps: u64,
@@ -151,7 +153,7 @@ impl GrantTable {
             nr_frames: INITIAL_FRAMES,
             nr_status_frames: 0,
             max_frames,
-            active: BTreeMap::new(),
+            active: HashMap::new(),
             maptrack: Vec::new(),
             live_maps: 0,
             free_handles: VecDeque::new(),

@@ -186,8 +186,8 @@ pub(crate) fn set_version(st: &mut State, ld: DomId, version: u32) -> (i64, u32)
     }
     if d.gt
         .active
-        .range(GNTTAB_NR_RESERVED_ENTRIES..)
-        .any(|(_, a)| a.pin != 0)
+        .iter()
+        .any(|(&r, a)| r >= GNTTAB_NR_RESERVED_ENTRIES && a.pin != 0)
     {
         return (EBUSY, cur);
     }
