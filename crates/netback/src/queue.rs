@@ -81,6 +81,10 @@ pub struct BackQueue<P: Platform + Clone> {
     pub(crate) staging: Vec<Page<P>>,
     pub(crate) frame: Vec<u8>,
     pub(crate) rx_queue: VecDeque<(Vec<u8>, FrameMeta)>,
+    /// Buffers of frames already copied to the frontend, re-used by
+    /// `push_frame` (at most `rx_queue_len`), so the packet path does not
+    /// allocate once warm.
+    pub(crate) rx_spare: Vec<Vec<u8>>,
     pub(crate) chain: Chain,
     /// The TX packets of the batch being copied (capacity kept).
     pub(crate) batch: Vec<Entry>,
@@ -160,6 +164,7 @@ impl<P: Platform + Clone> BackQueue<P> {
             staging,
             frame: alloc::vec![0; STAGING_PAGES * PAGE_SIZE],
             rx_queue: VecDeque::with_capacity(config.rx_queue_len),
+            rx_spare: Vec::with_capacity(config.rx_queue_len),
             chain: Chain::default(),
             batch: Vec::with_capacity(BATCH_PACKETS),
             rx_batch: Vec::with_capacity(BATCH_PACKETS),
@@ -210,7 +215,10 @@ impl<P: Platform + Clone> BackQueue<P> {
             self.stats.rx_dropped += 1;
             return Err(BackError::Dropped);
         }
-        self.rx_queue.push_back((frame.to_vec(), meta));
+        let mut buf = self.rx_spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(frame);
+        self.rx_queue.push_back((buf, meta));
         Ok(())
     }
 

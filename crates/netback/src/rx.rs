@@ -1,6 +1,8 @@
 //! Backend → frontend: queued frames grant-copied into posted RX buffers,
 //! several frames per copy batch.
 
+use alloc::vec::Vec;
+
 use xenpv_grant::{CopyEnd, CopyOp, PAGE_SIZE};
 use xenpv_platform::Platform;
 use xenpv_sys::io::netif::{
@@ -49,6 +51,15 @@ impl<P: Platform + Clone> BackQueue<P> {
         Ok(())
     }
 
+    /// Keeps a queued frame's buffer for the next `push_frame`: up to the
+    /// queue's length of them, and only ordinary-sized ones (a few 64 KiB
+    /// GSO buffers are not worth holding on to).
+    pub(crate) fn recycle(&mut self, buf: Vec<u8>) {
+        if self.rx_spare.len() < self.config.rx_queue_len && buf.capacity() <= 2 * PAGE_SIZE {
+            self.rx_spare.push(buf);
+        }
+    }
+
     /// Stages as many queued frames as the frontend has buffers for (and
     /// the staging pages hold), copies them in one batch and answers.
     /// Returns how many frames went.
@@ -64,7 +75,9 @@ impl<P: Platform + Clone> BackQueue<P> {
             {
                 // The frontend cannot take it and this backend does not
                 // segment: dropped, counted.
-                self.rx_queue.pop_front();
+                if let Some((buf, _)) = self.rx_queue.pop_front() {
+                    self.recycle(buf);
+                }
                 self.stats.rx_dropped += 1;
                 continue;
             }
@@ -85,6 +98,7 @@ impl<P: Platform + Clone> BackQueue<P> {
                     dst.copy_from_slice(chunk);
                 }
             }
+            self.recycle(frame);
             for i in 0..slots {
                 let q = match self.rx.get_request() {
                     Ok(Some(q)) => (q.id, q.gref),

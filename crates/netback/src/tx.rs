@@ -279,6 +279,20 @@ impl<P: Platform + Clone> BackQueue<P> {
     /// Gathers a copied packet's staging pages into one contiguous frame
     /// and hands it to `sink`.
     fn hand_over(&mut self, p: Placed, gso: Option<(u8, u16)>, sink: &mut impl FrameSink) {
+        let flags = NetTxFlags::from_bits_retain(p.flags);
+        let meta = FrameMeta {
+            csum_blank: flags.contains(NetTxFlags::CSUM_BLANK),
+            data_validated: flags.contains(NetTxFlags::DATA_VALIDATED),
+            gso,
+        };
+        self.stats.tx_packets += 1;
+        // A one-page frame goes to the sink straight from its staging page.
+        if p.total <= PAGE_SIZE {
+            let page = self.staging.get(p.first_page);
+            let frame = page.and_then(|pg| pg.as_bytes().get(..p.total));
+            sink.deliver(frame.unwrap_or(&[]), meta);
+            return;
+        }
         let pages = self.staging.iter().skip(p.first_page);
         for (i, page) in pages.enumerate() {
             let start = i * PAGE_SIZE;
@@ -293,14 +307,7 @@ impl<P: Platform + Clone> BackQueue<P> {
                 dst.copy_from_slice(src);
             }
         }
-        let flags = NetTxFlags::from_bits_retain(p.flags);
-        let meta = FrameMeta {
-            csum_blank: flags.contains(NetTxFlags::CSUM_BLANK),
-            data_validated: flags.contains(NetTxFlags::DATA_VALIDATED),
-            gso,
-        };
         sink.deliver(self.frame.get(..p.total).unwrap_or(&[]), meta);
-        self.stats.tx_packets += 1;
     }
 
     /// One whole response per consumed slot, in order.

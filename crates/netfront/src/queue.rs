@@ -64,6 +64,8 @@ pub struct NetQueue<T: TableHandle> {
     pub(crate) partial: Partial,
     pub(crate) broken: Option<Violation>,
     pub(crate) stats: Stats,
+    /// Busy polling: `receive` and `poll_tx` do not re-arm the rings' events.
+    pub(crate) busy_poll: bool,
 }
 
 impl<T: TableHandle> core::fmt::Debug for NetQueue<T> {
@@ -245,6 +247,44 @@ impl<T: TableHandle> NetQueue<T> {
         }
     }
 
+    /// Busy-poll mode, as Linux's NAPI does it. By default [`receive`]
+    /// and [`poll_tx`] re-arm the rings' events (`rsp_event`) whenever they
+    /// find nothing, so the backend notifies on its next response: right
+    /// for a driver that sleeps once they return nothing. A driver that
+    /// keeps polling under load turns busy polling on: the events stay
+    /// unarmed and the backend sends no notifications. Before sleeping it
+    /// turns busy polling off, which re-arms both rings and returns whether
+    /// responses arrived meanwhile (`true`: poll again instead of
+    /// sleeping, or the wake-up is lost).
+    ///
+    /// ```text
+    /// q.set_busy_poll(true)?;
+    /// loop {
+    ///     while let Some(info) = q.receive(&mut buf)? { /* ... */ }
+    ///     q.poll_tx()?;
+    ///     if idle_for_a_while && !q.set_busy_poll(false)? {
+    ///         wait_for_the_event_channel();
+    ///         q.set_busy_poll(true)?;
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// [`receive`]: Self::receive
+    /// [`poll_tx`]: Self::poll_tx
+    pub fn set_busy_poll(&mut self, on: bool) -> Result<bool, NetError> {
+        self.check()?;
+        self.busy_poll = on;
+        if on {
+            return Ok(false);
+        }
+        let tx = self.tx.final_check_for_responses();
+        let rx = self.rx.final_check_for_responses();
+        match (tx, rx) {
+            (Ok(t), Ok(r)) => Ok(t || r),
+            (Err(e), _) | (_, Err(e)) => Err(self.fail(Violation::Ring(e))),
+        }
+    }
+
     /// Frames that fit in the TX pool right now (one page each).
     pub fn tx_free_buffers(&self) -> usize {
         self.tx_free.len()
@@ -416,6 +456,7 @@ impl<T: TableHandle> Offer<T> {
             partial: Partial::default(),
             broken: None,
             stats: Stats::default(),
+            busy_poll: false,
         };
         // Only the notification can fail here; every `receive` refills and
         // notifies again, so a failure now loses nothing.

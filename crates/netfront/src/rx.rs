@@ -99,13 +99,16 @@ impl<T: TableHandle> NetQueue<T> {
     /// the backend cannot change them afterwards. The buffers are re-posted
     /// at once. Dropped packets (backend `ERROR`/`DROPPED` slots, or longer
     /// than `buf`) are counted in [`Stats`](crate::Stats) and skipped; at
-    /// most one ring's worth of slots is examined per call.
+    /// most one ring's worth of slots is examined per call. Finding nothing
+    /// re-arms the ring's event unless busy polling
+    /// ([`set_busy_poll`](Self::set_busy_poll)).
     pub fn receive(&mut self, buf: &mut [u8]) -> Result<Option<RxInfo>, NetError> {
         self.check()?;
         let mut out = None;
         for _ in 0..self.rx.size() {
             let rsp = match self.rx.get_response() {
                 Ok(Some(r)) => r,
+                Ok(None) if self.busy_poll => break,
                 Ok(None) => match self.rx.final_check_for_responses() {
                     Ok(true) => continue,
                     Ok(false) => break,

@@ -161,6 +161,7 @@ impl<T: TableHandle> NetQueue<T> {
         for _ in 0..self.tx.size() {
             let rsp = match self.tx.get_response() {
                 Ok(Some(r)) => r,
+                Ok(None) if self.busy_poll => break,
                 Ok(None) => match self.tx.final_check_for_responses() {
                     Ok(true) => continue,
                     Ok(false) => break,
