@@ -45,6 +45,9 @@ RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}/loom"
 step "B1 smoke run (a missed notification deadlocks it; unequal notify counts fail it)"
 cargo run --release -p xenpv-bench --bin b1-ring -- --quick
 
+step "B4 smoke run (netfront -> netback -> netfront on the mock, every byte checked)"
+cargo run --release -p xenpv-bench --bin b4-net -- --quick
+
 step "cargo doc (-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
