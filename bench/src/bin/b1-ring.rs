@@ -20,6 +20,7 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use xenpv_bench::{loadavg, median, process_cpu_secs};
 use xenpv_ring::{BackRing, FrontRing, ring_size};
 use xenpv_ring_cref::{
     BackEnd, Blkif, BlkifRequest, BlkifResponse, CBack, CFront, CProtocol, FrontEnd, NetifTx,
@@ -133,19 +134,6 @@ impl Event {
             }
         }
     }
-}
-
-/// CPU time this process has used so far (all threads), in seconds, from
-/// `/proc/self/stat` (clock ticks, assumed 100 Hz); `None` where unavailable.
-fn process_cpu_secs() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are the
-    // 14th and 15th fields of the whole line.
-    let rest = stat.rsplit_once(')')?.1;
-    let mut f = rest.split_whitespace().skip(11);
-    let utime: f64 = f.next()?.parse().ok()?;
-    let stime: f64 = f.next()?.parse().ok()?;
-    Some((utime + stime) / 100.0)
 }
 
 /// What one run measured.
@@ -397,16 +385,6 @@ fn run_impl<P: BenchProto>(which: Impl, threads: usize, batch: u64, total: u64) 
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 struct Config {
     rounds: usize,
     secs: f64,
@@ -519,12 +497,6 @@ fn machine() -> String {
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("{cpu}, {cores} cores")
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 fn main() {

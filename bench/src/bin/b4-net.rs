@@ -32,11 +32,11 @@
 //! cargo run --release -p xenpv-bench --bin b4-net [-- --quick] [--rounds N] [--packets P]
 //! ```
 
-use std::hint::spin_loop;
 use std::process::exit;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use xenpv_bench::{Idle, cores_used, loadavg, median, process_cpu_secs};
 use xenpv_evtchn::{Config as EvConfig, EventChannels};
 use xenpv_grant::{Config as GrantConfig, GrantTable};
 use xenpv_mock::{Domain, DomainConfig, Xen};
@@ -58,8 +58,7 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 const ARM_AFTER: Duration = Duration::from_micros(50);
 
 fn fail(msg: &str) -> ! {
-    eprintln!("b4-net: FAILED: {msg}");
-    exit(3)
+    xenpv_bench::fail("b4-net", msg)
 }
 
 /// Frame `seq` of `size` bytes: the number, then the template.
@@ -76,45 +75,6 @@ fn check(frame: &[u8], size: usize, template: &[u8], seq: u64) {
             frame.len()
         ));
     }
-}
-
-/// Spin-wait bookkeeping for a side that found nothing to do.
-struct Idle {
-    spins: u32,
-    since: Option<Instant>,
-}
-
-impl Idle {
-    fn new() -> Self {
-        Self {
-            spins: 0,
-            since: None,
-        }
-    }
-    fn progress(&mut self) {
-        self.spins = 0;
-        self.since = None;
-    }
-    fn nothing(&mut self, who: &str) {
-        spin_loop();
-        self.spins = self.spins.wrapping_add(1);
-        if self.spins % 64 == 0 {
-            std::thread::yield_now();
-            if self.since.get_or_insert_with(Instant::now).elapsed() > STALL_TIMEOUT {
-                fail(&format!("the {who} made no progress for {STALL_TIMEOUT:?}"));
-            }
-        }
-    }
-}
-
-/// CPU seconds this process has used (all threads), from `/proc/self/stat`.
-fn process_cpu_secs() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let mut f = rest.split_whitespace().skip(11);
-    let utime: f64 = f.next()?.parse().ok()?;
-    let stime: f64 = f.next()?.parse().ok()?;
-    Some((utime + stime) / 100.0)
 }
 
 /// What one run measured.
@@ -195,7 +155,7 @@ fn run_ours(size: usize, queues: usize, packets: u64, template: &[u8]) -> Run {
     std::thread::scope(|s| {
         s.spawn(|| {
             let mut sinks: Vec<Arena> = (0..backs.len()).map(|_| Arena::default()).collect();
-            let mut idle = Idle::new();
+            let mut idle = Idle::new("b4-net", "netback", STALL_TIMEOUT);
             while !done.load(Ordering::Acquire) {
                 let mut any = false;
                 for (b, sink) in backs.iter_mut().zip(&mut sinks) {
@@ -212,7 +172,7 @@ fn run_ours(size: usize, queues: usize, packets: u64, template: &[u8]) -> Run {
                 if any {
                     idle.progress();
                 } else {
-                    idle.nothing("netback");
+                    idle.nothing();
                 }
             }
         });
@@ -220,7 +180,7 @@ fn run_ours(size: usize, queues: usize, packets: u64, template: &[u8]) -> Run {
         let mut buf = vec![0u8; xenpv_netfront::MAX_FRAME];
         let mut sent = vec![0u64; fronts.len()];
         let mut got = vec![0u64; fronts.len()];
-        let mut idle = Idle::new();
+        let mut idle = Idle::new("b4-net", "netfront", STALL_TIMEOUT);
         // NAPI style: busy polling while there is work; after `ARM_AFTER`
         // without any, the events are armed (as before sleeping) and busy
         // polling resumes with the next work.
@@ -275,7 +235,7 @@ fn run_ours(size: usize, queues: usize, packets: u64, template: &[u8]) -> Run {
                     }
                     armed = true;
                 }
-                idle.nothing("netfront");
+                idle.nothing();
             }
         }
         done.store(true, Ordering::Release);
@@ -295,20 +255,13 @@ fn run_ours(size: usize, queues: usize, packets: u64, template: &[u8]) -> Run {
     }
     Run {
         secs,
-        cores: cores(cpu0, secs),
+        cores: cores_used(cpu0, secs),
         hypercalls: after.hypercalls - before.hypercalls,
         copy_calls: op_delta(HYPERVISOR_GRANT_TABLE_OP, GNTTABOP_COPY),
         send_calls: op_delta(HYPERVISOR_EVENT_CHANNEL_OP, EVTCHNOP_SEND),
         grant_copies: after.grant_copies - before.grant_copies,
         notify_f2b,
         notify_b2f,
-    }
-}
-
-fn cores(cpu0: Option<f64>, secs: f64) -> f64 {
-    match (cpu0, process_cpu_secs()) {
-        (Some(a), Some(b)) => (b - a) / secs,
-        _ => f64::NAN,
     }
 }
 
@@ -347,7 +300,7 @@ fn run_ceiling(size: usize, packets: u64, template: &[u8]) -> Run {
         s.spawn(move || {
             let mut buf = vec![0u8; SLOT];
             let mut got = 0u64;
-            let mut idle = Idle::new();
+            let mut idle = Idle::new("b4-net", "ceiling consumer", STALL_TIMEOUT);
             while got < packets {
                 let mut any = false;
                 while let Some(req) = back.get_request().expect("ring") {
@@ -374,7 +327,7 @@ fn run_ceiling(size: usize, packets: u64, template: &[u8]) -> Run {
                 if any {
                     idle.progress();
                 } else {
-                    idle.nothing("ceiling consumer");
+                    idle.nothing();
                 }
             }
         });
@@ -382,7 +335,7 @@ fn run_ceiling(size: usize, packets: u64, template: &[u8]) -> Run {
         let mut frame = vec![0u8; size];
         let mut sent = 0u64;
         let mut done = 0u64;
-        let mut idle = Idle::new();
+        let mut idle = Idle::new("b4-net", "ceiling producer", STALL_TIMEOUT);
         while done < packets {
             let mut any = false;
             while let Some(rsp) = front.get_response().expect("ring") {
@@ -418,32 +371,16 @@ fn run_ceiling(size: usize, packets: u64, template: &[u8]) -> Run {
             if any {
                 idle.progress();
             } else {
-                idle.nothing("ceiling producer");
+                idle.nothing();
             }
         }
     });
     let secs = t0.elapsed().as_secs_f64();
     Run {
         secs,
-        cores: cores(cpu0, secs),
+        cores: cores_used(cpu0, secs),
         ..Run::default()
     }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 /// The three configurations measured per frame size.

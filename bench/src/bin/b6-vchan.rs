@@ -21,6 +21,7 @@ use std::process::exit;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
+use xenpv_bench::{loadavg, median};
 use xenpv_evtchn::{Config as EvConfig, EventChannels};
 use xenpv_grant::{Config as GrantConfig, GrantTable};
 use xenpv_mock::{DomainConfig, Xen};
@@ -232,22 +233,6 @@ fn run_vchan(total: u64, pattern: &[u8]) -> (f64, u64, u64) {
         stats.sends_on(a.domid(), sp),
         stats.sends_on(b.domid(), cp),
     )
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 fn main() {
