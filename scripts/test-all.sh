@@ -48,6 +48,9 @@ cargo run --release -p xenpv-bench --bin b1-ring -- --quick
 step "B4 smoke run (netfront -> netback -> netfront on the mock, every byte checked)"
 cargo run --release -p xenpv-bench --bin b4-net -- --quick
 
+step "B5 smoke run (blkfront -> blkback on the mock, every byte checked)"
+cargo run --release -p xenpv-bench --bin b5-blk -- --quick
+
 step "cargo doc (-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
