@@ -7,7 +7,11 @@
 # next to the guest; its verdicts for them are printed from its output file.
 # Step b: while the guest lives, dom0 reads the key the guest wrote through
 # its xenstore ring and acknowledges it (the guest waits for that).
-# Kernel command line: xtb_break=console|xenstore|grant|revoke|shutdown is passed to the
+# Step vchan-a: Xen's own vchan-socket-proxy (libxenvchan) connects as the
+# client to the guest's vchan server and sends it random bytes, which the
+# guest echoes; dom0 compares the echo with its input, and the guest's CRC-32
+# of what it received with gzip's of what dom0 sent (the gzip trailer).
+# Kernel command line: xtb_break=console|xenstore|grant|revoke|vchan|shutdown is passed to the
 # guest (see run.sh).
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/xen-4.17/bin
 
@@ -36,6 +40,9 @@ XL_LOG=/var/log/xen/xl-$NAME.log
 GUEST_TIMEOUT=180 # seconds from xl unpause until the guest must be gone
 PEER_OUT=/tmp/peer.out
 PEER_GRACE=15 # seconds the peer may outlive the guest
+VCHAN_BYTES=1052675 # what the guest expects: 1 MiB + 4099 (examples/pvh-guest/src/vchan.rs)
+VCHAN_IN=/tmp/vchan.in
+VCHAN_OUT=/tmp/vchan.out
 
 mark() { echo "XTB-MARK $* uptime=$(cut -d' ' -f1 /proc/uptime)"; }
 FAILED=
@@ -127,6 +134,22 @@ if [ -n "$DOMID" ]; then
   xtb-dom0-peer --domid "$DOMID" --log "$CONSOLE_LOG" --out "$PEER_OUT" --timeout 90 &
   PEER_PID=$!
 fi
+# step vchan-a's client: waits (a xenstore watch) for the guest to publish
+# its server, then streams the input through it; the feeder holds the input
+# open afterwards (at EOF the proxy would stop reading the echo).
+VCHAN_PID= FEED_PID=
+if [ -n "$DOMID" ]; then
+  head -c $VCHAN_BYTES /dev/urandom >$VCHAN_IN
+  mkfifo /tmp/vchan.fifo
+  vchan-socket-proxy -m client "$DOMID" "/local/domain/$DOMID/data/vchan/0/1" - \
+    </tmp/vchan.fifo >$VCHAN_OUT 2>/tmp/vchan.err &
+  VCHAN_PID=$!
+  {
+    cat $VCHAN_IN
+    exec sleep $GUEST_TIMEOUT
+  } >/tmp/vchan.fifo &
+  FEED_PID=$!
+fi
 if [ -z "$DOMID" ] || [ -z "$PORT" ] || ! xl unpause "$NAME"; then
   result create FAIL "domid='$DOMID' console port='$PORT' or xl unpause failed"
   xl list
@@ -184,6 +207,22 @@ if [ -n "$PEER_PID" ] && kill -0 "$PEER_PID" 2>/dev/null; then
 fi
 [ -z "$PEER_PID" ] || wait "$PEER_PID"
 mark peer-done
+# the proxy exits once the guest closed its end (or the guest is gone)
+i=0
+while [ -n "$VCHAN_PID" ] && kill -0 "$VCHAN_PID" 2>/dev/null && [ $i -lt $((PEER_GRACE * 5)) ]; do
+  i=$((i + 1))
+  usleep 200000
+done
+VCHAN_RC=killed
+if [ -n "$VCHAN_PID" ] && kill -0 "$VCHAN_PID" 2>/dev/null; then
+  kill "$VCHAN_PID"
+  wait "$VCHAN_PID"
+elif [ -n "$VCHAN_PID" ]; then
+  wait "$VCHAN_PID"
+  VCHAN_RC=$?
+fi
+[ -z "$FEED_PID" ] || kill "$FEED_PID" 2>/dev/null
+mark vchan-done rc="$VCHAN_RC"
 
 # --- step a: what xenconsoled read from the guest's console ring
 expect=/tmp/console.expected
@@ -239,6 +278,22 @@ for step in c d c2 d2; do
     *) result "$step" FAIL "the dom0 peer gave no verdict (crashed or killed)" ;;
   esac
 done
+
+# --- step vchan-a: the echo equals the input, and the guest's CRC-32 of what
+# it received (its console line) equals gzip's of what dom0 sent
+v_line=$(grep -a -m 1 '^XTB-PEER vchan-a ' "$CONSOLE_LOG" 2>/dev/null)
+v_sum=$(gzip -c <$VCHAN_IN | tail -c 8 | od -An -tu4 -N4 | tr -d ' ')
+v_got=$(wc -c <$VCHAN_OUT 2>/dev/null)
+v_guest=${v_line##*crc32=}
+if [ -z "$v_line" ]; then
+  result vchan-a FAIL "no XTB-PEER vchan-a line from the guest; proxy exit $VCHAN_RC: $(tail -c 200 /tmp/vchan.err 2>/dev/null)"
+elif [ "$v_guest" != "$v_sum" ]; then
+  result vchan-a FAIL "the guest received CRC-32 $v_guest, dom0 sent CRC-32 $v_sum"
+elif ! cmp -s $VCHAN_IN $VCHAN_OUT; then
+  result vchan-a FAIL "the echo differs from what dom0 sent ($v_got of $VCHAN_BYTES bytes back; $(cmp $VCHAN_IN $VCHAN_OUT 2>&1 | head -n 1))"
+else
+  result vchan-a PASS "vchan-socket-proxy (libxenvchan client) sent $VCHAN_BYTES random bytes, the guest's CRC-32 matches gzip's ($v_sum), the $v_got echoed bytes match; proxy exit $VCHAN_RC"
+fi
 
 # --- step shutdown: gone, because it asked for poweroff (reason code 0)
 reason=$(sed -n 's/.*shut down, reason code \([0-9]*\).*/\1/p' "$XL_LOG" 2>/dev/null | head -n 1)

@@ -6,7 +6,8 @@
 //! `scripts/xen-testbed/run.sh`, each step judged by the guest and by dom0:
 //! (a) [`step_a`]: `xenpv_console` to xenconsoled; (b) [`store`]:
 //! `xenpv_xenstore` to oxenstored; (c, d, c2, d2) [`peer`]: `xenpv_grant`
-//! and `xenpv_evtchn` with a Linux peer in dom0. Then it powers off.
+//! and `xenpv_evtchn` with a Linux peer in dom0; (vchan-a) [`vchan`]: a
+//! `xenpv_vchan` server for dom0's libxenvchan. Then it powers off.
 //! Progress and failures go to the debug port 0xE9, which Xen prints as
 //! `(dN) xenpv-pvh-guest: ...`; see [`Options`] for failing on purpose.
 #![no_std]
@@ -29,6 +30,7 @@ macro_rules! dprintln {
 
 mod peer;
 mod store;
+mod vchan;
 
 use core::ptr::NonNull;
 
@@ -103,8 +105,9 @@ fn fail(step: &str, what: &str) -> Fail {
 
 /// `xtb.break=<step>` on the command line fails one step on purpose: a
 /// corrupt console line (a), a wrong xenstore value (b), a corrupt granted
-/// byte (c), an announced revocation not done (d), or a halt with interrupts
-/// off instead of a poweroff (Xen then powers the domain off itself).
+/// byte (c), an announced revocation not done (d), a flipped echo byte
+/// (vchan-a), or a halt with interrupts off instead of a poweroff (Xen then
+/// powers the domain off itself).
 #[derive(Clone, Copy)]
 struct Options {
     brk: Option<&'static str>,
@@ -112,7 +115,9 @@ struct Options {
 
 impl Options {
     fn parse(cmdline: &[u8]) -> Self {
-        let modes = ["console", "xenstore", "grant", "revoke", "shutdown"];
+        let modes = [
+            "console", "xenstore", "grant", "revoke", "vchan", "shutdown",
+        ];
         let word = cmdline
             .split(|&b| b == b' ')
             .find_map(|w| w.strip_prefix(b"xtb.break="));
@@ -243,6 +248,7 @@ fn run(start_info_pa: u64) -> Result<Options, Fail> {
     for round in peer::ROUNDS {
         peer::steps_c_d(&env, &mut console, round)?;
     }
+    vchan::step_vchan(&env, &mut console)?;
     Ok(options)
 }
 

@@ -9,11 +9,15 @@ use alloc::format;
 use alloc::string::String;
 use core::cell::Cell;
 
-use xenpv_evtchn::{Config as EvConfig, EventChannels};
-use xenpv_xenstore::{Config, Store, StoreRing};
+use xenpv_evtchn::{Config as EvConfig, EventChannels, Port};
+use xenpv_grant::TableHandle;
+use xenpv_platform::BootRingPage;
+use xenpv_vchan::{Server, store_path};
+use xenpv_xenstore::transport::TransportError;
+use xenpv_xenstore::{Client, Config, Store, StoreRing, StoreTransport};
 
 use crate::peer::{Events, wait_event};
-use crate::{Env, Fail, fail};
+use crate::{Env, Fail, Guest, fail};
 
 /// The key the guest writes under its home.
 const KEY: &str = "data/xenpv-test";
@@ -32,26 +36,44 @@ fn xs_err(what: &'static str) -> impl FnOnce(xenpv_xenstore::Error) -> Fail {
     move |e| fail("b", &format!("xenstore {what}: {e}"))
 }
 
-/// Step (b).
-pub fn step_b(env: &Env<'_>) -> Result<(), Fail> {
+/// How often a client's wait hook ran, and how many of those waits ended
+/// with an event on the store port.
+#[derive(Default)]
+struct WaitCount {
+    waits: Cell<u32>,
+    wakeups: Cell<u32>,
+}
+
+/// A connected client, with this domain's and xenstored's store ports.
+struct Xs<'p, W> {
+    client: Client<StoreTransport<BootRingPage<'p>, &'p Guest, W>>,
+    port: Port,
+    remote: Port,
+}
+
+/// The wait hook of [`connect`].
+trait WaitHook: FnMut() -> Result<(), TransportError> {}
+impl<F: FnMut() -> Result<(), TransportError>> WaitHook for F {}
+
+/// A client on the store ring, its port adopted by `events` so that the
+/// wait hook can poll it: each wait polls the port, yielding to dom0, for
+/// at most [`WAIT_MS`]; an operation gives up after [`MAX_WAITS`] waits.
+fn connect<'p, 'e>(
+    env: &'e Env<'p>,
+    step: &str,
+    events: &'e mut Events<'p>,
+    count: &'e WaitCount,
+) -> Result<Xs<'p, impl WaitHook + 'e>, Fail> {
     let ring = StoreRing::open(env.platform)?;
     let frame = ring.page().frame();
-    dprintln!(
-        "step b: xenstore ring at pfn {frame:#x}, event channel {}",
-        ring.port()
-    );
-    let mut events: Events<'_> = EventChannels::new(env.platform, EvConfig::DEFAULT)?;
     // libxl bound xenstored's end before the guest ran; the port stays open.
     let store = events.adopt_interdomain(ring.port())?;
     let (port, remote) = (store.port(), store.binding().remote_port());
-
-    // The wait hook: poll the store port, yielding to dom0, for at most
-    // WAIT_MS; the client gives up after MAX_WAITS waits in one call.
-    let (waits, wakeups) = (Cell::new(0u32), Cell::new(0u32));
-    let wait = || {
-        waits.set(waits.get() + 1);
-        if wait_event(env, &mut events, port, WAIT_MS).is_some() {
-            wakeups.set(wakeups.get() + 1);
+    dprintln!("step {step}: xenstore ring at pfn {frame:#x}, event channel {port}");
+    let wait = move || {
+        count.waits.set(count.waits.get() + 1);
+        if wait_event(env, events, port, WAIT_MS).is_some() {
+            count.wakeups.set(count.wakeups.get() + 1);
         }
         Ok(())
     };
@@ -59,10 +81,45 @@ pub fn step_b(env: &Env<'_>) -> Result<(), Fail> {
         max_waits: MAX_WAITS,
         ..Config::DEFAULT
     };
-    let mut xs = ring
+    let client = ring
         .connect(env.platform, wait, config)
-        .map_err(|_| fail("b", "bad xenstore ring"))?;
+        .map_err(|_| fail(step, "bad xenstore ring"))?;
+    Ok(Xs {
+        client,
+        port,
+        remote,
+    })
+}
 
+/// Step (vchan-a)'s xenstore part: publishes `server` under
+/// `data/vchan/0/1` in a transaction; returns the domid xenstore gave.
+pub fn publish_vchan<'p, T: TableHandle>(
+    env: &Env<'p>,
+    events: &mut Events<'p>,
+    server: &Server<T>,
+) -> Result<u16, Fail> {
+    let count = WaitCount::default();
+    let xs = &mut connect(env, "vchan-a", events, &count)?.client;
+    let domid: u16 = xs
+        .read_string("domid")
+        .map_err(xs_err("read domid"))?
+        .parse()
+        .map_err(|_| fail("vchan-a", "xenstore's domid is not a number"))?;
+    let path = store_path(domid, 0, 1);
+    xs.transaction(|tx| server.publish(tx, &path, domid))
+        .map_err(|e| fail("vchan-a", &format!("publishing {path}: {e}")))?;
+    Ok(domid)
+}
+
+/// Step (b).
+pub fn step_b(env: &Env<'_>) -> Result<(), Fail> {
+    let mut events: Events<'_> = EventChannels::new(env.platform, EvConfig::DEFAULT)?;
+    let count = WaitCount::default();
+    let Xs {
+        client: mut xs,
+        port,
+        remote,
+    } = connect(env, "b", &mut events, &count)?;
     let start = env.tsc.now();
     let domid_text = xs.read_string("domid").map_err(xs_err("read domid"))?;
     let name = xs.read_string("name").map_err(xs_err("read name"))?;
@@ -94,8 +151,8 @@ pub fn step_b(env: &Env<'_>) -> Result<(), Fail> {
         "step b: read domid={domid} name={name} home={home}, wrote {KEY} and read it back \
          ({} ms, {} waits, {} events on port {port})",
         env.tsc.ms_since(start),
-        waits.get(),
-        wakeups.get()
+        count.waits.get(),
+        count.wakeups.get()
     );
 
     // dom0 reads the key while we are alive, then writes ACK. A watch on
