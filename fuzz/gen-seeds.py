@@ -692,6 +692,72 @@ SEEDS = {
 }
 
 
+# netfront_hostile_backend (fuzz/fuzz_targets/netfront_hostile_backend.rs)
+_NF = enum_of(["Send", "PollTx", "Receive", "Events", "Backend", "ForgeTx", "ForgeRx",
+               "SetIndex", "NudgeIndex", "WriteRing", "WriteRxBuffer", "Storm"])
+
+
+def nf_send(length, blank=False, valid=False):
+    return _NF["Send"] + u32(length) + boolean(blank) + boolean(valid)
+
+
+def nf_recv(size=None):
+    return _NF["Receive"] + (b"\x00" if size is None else b"\x01" + u16(size))
+
+
+NF_POLL_TX, NF_EVENTS, NF_BACKEND = _NF["PollTx"], _NF["Events"], _NF["Backend"]
+
+
+def nf_forge_tx(rid, status):
+    return _NF["ForgeTx"] + u16(rid) + i16(status)
+
+
+def nf_forge_rx(rid, offset, flags, status):
+    return _NF["ForgeRx"] + u16(rid) + u16(offset) + u16(flags) + i16(status)
+
+
+def nf_set_index(rx, word, value):
+    return _NF["SetIndex"] + boolean(rx) + u8(word) + u32(value)
+
+
+def nf_write_rx_buffer(slot, offset, length, value):
+    return _NF["WriteRxBuffer"] + u8(slot) + u16(offset) + u16(length) + u8(value)
+
+
+def nf_storm(n):
+    return _NF["Storm"] + u8(n)
+
+
+def nf_input(split, items):
+    return boolean(split) + steps(items)
+
+
+SEEDS["netfront_hostile_backend"] = [
+    # honest: single- and multi-slot frames both ways, checksum flags kept
+    nf_input(False, [nf_send(60), nf_send(1514, blank=True), nf_send(9000, valid=True),
+                     NF_BACKEND, NF_POLL_TX, nf_recv(), nf_recv(), nf_recv(), NF_EVENTS]),
+    # honest with split channels, frames below 14 bytes refused by netback
+    nf_input(True, [nf_send(0), nf_send(5), nf_send(64), NF_BACKEND, NF_EVENTS,
+                    nf_recv(), NF_POLL_TX, nf_send(70000), nf_send(65535), NF_BACKEND,
+                    nf_recv(), nf_recv()]),
+    # a receive buffer too small for the frame: dropped and counted
+    nf_input(False, [nf_send(1000), NF_BACKEND, nf_recv(100), nf_recv()]),
+    # TX: id out of range, unknown status
+    nf_input(False, [nf_send(60), nf_forge_tx(999, 0), NF_POLL_TX, nf_send(60)]),
+    nf_input(False, [nf_send(60), nf_forge_tx(0, -7), NF_POLL_TX]),
+    # RX: offset+size beyond the page, more_data chains, extra info
+    nf_input(False, [nf_forge_rx(0, 4000, 0, 200), nf_recv(), nf_recv()]),
+    nf_input(False, [nf_forge_rx(0, 0, 0x4, 100), nf_forge_rx(1, 0, 0x8, 100),
+                     nf_forge_rx(2, 0, 0, 100), nf_recv()]),
+    # rsp_prod far beyond what was posted
+    nf_input(False, [nf_send(60), nf_set_index(False, 2, 0x1000), NF_POLL_TX,
+                     nf_set_index(True, 2, 0x7fffffff), nf_recv()]),
+    # the backend rewrites a buffer after delivery; an event storm
+    nf_input(False, [nf_send(600), NF_BACKEND, nf_write_rx_buffer(0, 0, 600, 0xee),
+                     nf_recv(), nf_storm(63), NF_EVENTS, NF_EVENTS]),
+]
+
+
 def ge_marathon(seeds):
     """One long input: the operations of every other seed, in turn, on three
     domains with mixed ABIs (indices then pick other objects than in the
