@@ -758,6 +758,79 @@ SEEDS["netfront_hostile_backend"] = [
 ]
 
 
+# netback_hostile_frontend (fuzz/fuzz_targets/netback_hostile_frontend.rs)
+_NB = enum_of(["Packet", "TxSlot", "TxRaw", "PushTx", "RxPost", "PushFrame", "Poll", "Events",
+               "Storm", "Responses", "WriteRing"])
+NB_PUSH_TX, NB_POLL, NB_EVENTS, NB_RSPS = _NB["PushTx"], _NB["Poll"], _NB["Events"], _NB["Responses"]
+
+
+def option(value):
+    return b"\x00" if value is None else b"\x01" + value
+
+
+def nb_packet(length, first=0, flags=0):
+    return _NB["Packet"] + u16(length) + u8(first) + u8(flags)
+
+
+def nb_slot(page, offset, size, flags, rid, raw=0):
+    return (_NB["TxSlot"] + option(None if page is None else u8(page)) + u32(raw) + u16(offset)
+            + u16(size) + u16(flags) + u16(rid))
+
+
+def nb_raw(data):
+    return _NB["TxRaw"] + data.ljust(12, b"\x00")[:12]
+
+
+def nb_post(page, raw=0):
+    return _NB["RxPost"] + option(None if page is None else u8(page)) + u32(raw)
+
+
+def nb_frame(length, gso=None):
+    return _NB["PushFrame"] + u16(length) + option(None if gso is None else u8(gso[0]) + u16(gso[1]))
+
+
+def nb_write_ring(rx, offset, value):
+    return _NB["WriteRing"] + boolean(rx) + u16(offset) + u32(value)
+
+
+def nb_input(rx_queue, tx_budget, gso, items):
+    return u8(rx_queue) + u8(tx_budget) + boolean(gso[0]) + boolean(gso[1]) + steps(items)
+
+
+NB_MORE, NB_EXTRA = 0x4, 0x8
+SEEDS["netback_hostile_frontend"] = [
+    # honest: packets of one to eight slots, buffers posted, frames pushed back
+    nb_input(15, 63, (False, False), [
+        nb_packet(60), nb_packet(1514, 1, 1), nb_packet(9000, 2, 2), NB_POLL, NB_RSPS,
+        nb_post(0), nb_post(1), nb_post(2), nb_post(3), nb_frame(60), nb_frame(5000), NB_POLL,
+        NB_RSPS, NB_EVENTS]),
+    # XSA-432 odd split, zero-length fragment, fragment past its page
+    nb_input(3, 63, (False, False), [
+        nb_slot(0, 4095, 3001, NB_MORE, 1), nb_slot(1, 7, 1000, NB_MORE, 2),
+        nb_slot(2, 2096, 2000, 0, 3), nb_slot(0, 0, 100, NB_MORE, 4), nb_slot(1, 0, 0, NB_MORE, 5),
+        nb_slot(2, 0, 50, 0, 6), nb_slot(3, 4000, 200, 0, 7), NB_PUSH_TX, NB_POLL, NB_RSPS]),
+    # a chain longer than 18 and than the fatal limit; a runt; a bad grant
+    nb_input(3, 63, (False, False),
+             [nb_slot(k % 8, 0, 100 if k else 2500, NB_MORE, k) for k in range(22)]
+             + [nb_slot(0, 0, 10, 0, 30), nb_slot(None, 0, 100, 0, 31, raw=9999), NB_PUSH_TX,
+                NB_POLL, NB_RSPS, NB_POLL]),
+    # extra-info: GSO, unknown type, missing
+    nb_input(3, 63, (True, True), [
+        nb_slot(0, 0, 3000, NB_EXTRA, 1), nb_raw(bytes([1, 0]) + u16(1400) + bytes([1, 0])),
+        nb_slot(0, 0, 100, NB_EXTRA, 2), nb_raw(bytes([9, 0])),
+        nb_slot(0, 0, 100, NB_EXTRA, 3), NB_PUSH_TX, NB_POLL, NB_RSPS]),
+    # RX: GSO frames with and without frontend support, the RX queue full
+    # (XSA-392), buffers for references never granted
+    nb_input(1, 8, (True, False), [
+        nb_frame(3000, (1, 1400)), nb_frame(3000, (2, 1400)), nb_frame(70), nb_frame(80),
+        nb_post(4), nb_post(None, raw=7777), nb_post(5), nb_post(6), NB_POLL, NB_RSPS, NB_POLL]),
+    # indices scribbled: req_prod far ahead, rsp_event moved; event storm
+    nb_input(3, 63, (False, False), [
+        nb_packet(100), nb_write_ring(False, 0, 0x10000), NB_POLL, nb_write_ring(True, 0, 300),
+        nb_post(0), NB_POLL, _NB["Storm"] + u8(63), NB_EVENTS, NB_POLL, NB_RSPS]),
+]
+
+
 def ge_marathon(seeds):
     """One long input: the operations of every other seed, in turn, on three
     domains with mixed ABIs (indices then pick other objects than in the
