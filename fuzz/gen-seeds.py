@@ -831,6 +831,67 @@ SEEDS["netback_hostile_frontend"] = [
 ]
 
 
+# blkfront_hostile_backend (fuzz/fuzz_targets/blkfront_hostile_backend.rs)
+_BF = enum_of(["Read", "Write", "Flush", "Discard", "Poll", "Events", "Backend", "Forge",
+               "SetIndex", "NudgeIndex", "WriteRing", "WriteData", "Storm"])
+BF_FLUSH, BF_POLL, BF_EVENTS = _BF["Flush"], _BF["Poll"], _BF["Events"]
+
+
+def bf_read(sector, count):
+    return _BF["Read"] + u16(sector) + u8(count)
+
+
+def bf_write(sector, count, skew, fill):
+    return _BF["Write"] + u16(sector) + u8(count) + u8(skew) + u8(fill)
+
+
+def bf_discard(sector, count, secure=False):
+    return _BF["Discard"] + u16(sector) + u8(count) + boolean(secure)
+
+
+def bf_backend(budget=63):
+    return _BF["Backend"] + u8(budget)
+
+
+def bf_forge(k, raw_id, op, status):
+    return _BF["Forge"] + option(None if k is None else u8(k)) + u64(raw_id) + u8(op) + i16(status)
+
+
+def bf_set_index(word, value):
+    return _BF["SetIndex"] + u8(word) + u32(value)
+
+
+def bf_write_data(slot, seg, offset, length, value):
+    return _BF["WriteData"] + u8(slot) + u8(seg) + u16(offset) + u16(length) + u8(value)
+
+
+def bf_input(two_pages, indirect, items):
+    return boolean(two_pages) + boolean(indirect) + steps(items)
+
+
+SEEDS["blkfront_hostile_backend"] = [
+    # honest: reads, unaligned writes read back, flush, discard, big I/O
+    bf_input(False, True, [
+        bf_read(0, 0), bf_write(10, 7, 3, 0x5a), bf_read(8, 15), BF_FLUSH, bf_discard(12, 2, True),
+        bf_read(10, 7), bf_write(100, 31, 1, 0x33), bf_read(96, 63), bf_backend(), BF_EVENTS,
+        BF_POLL]),
+    bf_input(True, False, [
+        bf_write(0, 10, 0, 1), bf_read(0, 10), bf_write(250, 5, 0, 2), bf_discard(255, 5),
+        bf_backend(1), BF_POLL, bf_backend(), BF_POLL, BF_EVENTS]),
+    # responses: id out of range, not outstanding, twice, wrong operation,
+    # unknown status, rsp_prod beyond what was posted
+    bf_input(False, False, [bf_read(0, 0), bf_forge(None, 999, 0, 0), BF_POLL, bf_read(0, 0)]),
+    bf_input(False, False, [bf_read(0, 0), bf_forge(None, 5, 0, 0), BF_POLL]),
+    bf_input(False, False, [bf_read(0, 0), bf_forge(0, 0, 0, 0), bf_forge(0, 0, 0, 0), BF_POLL]),
+    bf_input(False, False, [bf_write(0, 0, 0, 9), bf_forge(0, 0, 0, 0), BF_POLL]),
+    bf_input(False, False, [bf_read(0, 0), bf_forge(0, 0, 0, -9), BF_POLL]),
+    bf_input(False, False, [bf_read(0, 0), bf_set_index(2, 40), BF_POLL]),
+    # completed data rewritten by the backend after completion; a storm
+    bf_input(False, True, [bf_read(0, 7), bf_backend(), bf_write_data(0, 0, 0, 4096, 0xee),
+                           BF_POLL, _BF["Storm"] + u8(63), BF_EVENTS]),
+]
+
+
 def ge_marathon(seeds):
     """One long input: the operations of every other seed, in turn, on three
     domains with mixed ABIs (indices then pick other objects than in the
