@@ -892,6 +892,86 @@ SEEDS["blkfront_hostile_backend"] = [
 ]
 
 
+# blkback_hostile_frontend (fuzz/fuzz_targets/blkback_hostile_frontend.rs)
+_BB = enum_of(["Rw", "Indirect", "Discard", "Flush", "Raw", "Push", "Process", "Events", "Storm",
+               "WriteRing", "WriteIndirect"])
+_BB_SECTOR = enum_of(["Near", "Raw"])
+BB_FLUSH, BB_PUSH, BB_EVENTS = _BB["Flush"], _BB["Push"], _BB["Events"]
+
+
+def bb_seg(page, first, last, raw=0):
+    return option(None if page is None else u8(page)) + u32(raw) + u8(first) + u8(last)
+
+
+def bb_sector(n, raw=False):
+    return _BB_SECTOR["Raw"] + u64(n) if raw else _BB_SECTOR["Near"] + u8(n)
+
+
+def bb_rw(op, nr, sector, template, odd=None):
+    return (_BB["Rw"] + u8(op) + u8(nr) + sector + template
+            + option(None if odd is None else u8(odd[0]) + odd[1]))
+
+
+def bb_indirect(op, nr, sector, template, odd=None, pages=1, raw=None):
+    return (_BB["Indirect"] + u8(op) + u16(nr) + sector + template
+            + option(None if odd is None else u16(odd[0]) + odd[1]) + u8(pages)
+            + option(None if raw is None else u32(raw)))
+
+
+def bb_discard(sector, count, flag=0):
+    return _BB["Discard"] + sector + u64(count) + u8(flag)
+
+
+def bb_process(budget=63):
+    return _BB["Process"] + u8(budget)
+
+
+def bb_input(readonly, items):
+    return boolean(readonly) + steps(items)
+
+
+READ, WRITE, BARRIER, FLUSH_OP, DISCARD, INDIRECT = 0, 1, 2, 3, 5, 6
+SEEDS["blkback_hostile_frontend"] = [
+    # honest: writes and reads back, several segments, partial pages, flush, discard
+    bb_input(False, [
+        bb_rw(WRITE, 3, bb_sector(0), bb_seg(0, 0, 7)), bb_rw(READ, 2, bb_sector(4), bb_seg(4, 2, 5)),
+        BB_FLUSH, bb_discard(bb_sector(20), 4), BB_PUSH, bb_process(), BB_EVENTS,
+        bb_indirect(WRITE, 20, bb_sector(30), bb_seg(1, 0, 7)),
+        bb_indirect(READ, 16, bb_sector(28), bb_seg(2, 1, 6)), BB_PUSH, bb_process(1), bb_process()]),
+    # bad segments: first > last, last past the page, a grant never made,
+    # too many segments, sectors past the disk, unknown operations, barrier
+    bb_input(False, [
+        bb_rw(READ, 1, bb_sector(0), bb_seg(0, 5, 2)), bb_rw(READ, 1, bb_sector(0), bb_seg(0, 0, 9)),
+        bb_rw(WRITE, 2, bb_sector(0), bb_seg(0, 0, 7), (1, bb_seg(None, 0, 7, raw=9999))),
+        bb_rw(WRITE, 12, bb_sector(0), bb_seg(0, 0, 7)), bb_rw(READ, 0, bb_sector(0), bb_seg(0, 0, 7)),
+        bb_rw(WRITE, 1, bb_sector(127), bb_seg(0, 0, 7)), bb_rw(READ, 1, bb_sector(2**64 - 4, True), bb_seg(0, 0, 7)),
+        bb_rw(9, 1, bb_sector(0), bb_seg(0, 0, 7)), bb_rw(BARRIER, 1, bb_sector(0), bb_seg(0, 0, 7)),
+        BB_PUSH, bb_process()]),
+    # indirect: too many segments, none, bad inner operation, a bad
+    # descriptor, no indirect page, a raw reference; rewritten after posting
+    bb_input(False, [
+        bb_indirect(WRITE, 33, bb_sector(0), bb_seg(0, 0, 7)), bb_indirect(WRITE, 0, bb_sector(0), bb_seg(0, 0, 7)),
+        bb_indirect(DISCARD, 1, bb_sector(0), bb_seg(0, 0, 7)),
+        bb_indirect(WRITE, 3, bb_sector(0), bb_seg(0, 0, 7), (2, bb_seg(3, 6, 1))),
+        bb_indirect(READ, 2, bb_sector(0), bb_seg(0, 0, 7), pages=0),
+        bb_indirect(READ, 2, bb_sector(0), bb_seg(0, 0, 7), raw=4242), BB_PUSH, bb_process(),
+        bb_indirect(WRITE, 4, bb_sector(8), bb_seg(0, 0, 7)), BB_PUSH, _BB["WriteIndirect"] + u16(8) + u32(0x0700ffff),
+        bb_process()]),
+    # read-only image; discard flags and ranges
+    bb_input(True, [
+        bb_rw(WRITE, 1, bb_sector(0), bb_seg(0, 0, 7)), bb_rw(READ, 1, bb_sector(0), bb_seg(0, 0, 7)),
+        bb_discard(bb_sector(0), 8), BB_PUSH, bb_process()]),
+    bb_input(False, [
+        bb_discard(bb_sector(0), 0), bb_discard(bb_sector(120), 9), bb_discard(bb_sector(0), 8, 0x3),
+        bb_discard(bb_sector(0), 8, 1), BB_PUSH, bb_process()]),
+    # raw bytes, ring scribbled, a storm
+    bb_input(False, [
+        _BB["Raw"] + bytes([INDIRECT, WRITE]) + bytes(38), _BB["Raw"] + bytes([READ, 1]) + bytes(38),
+        BB_PUSH, bb_process(), _BB["WriteRing"] + u16(0) + u32(1000), bb_process(),
+        _BB["Storm"] + u8(63), BB_EVENTS, bb_process()]),
+]
+
+
 def ge_marathon(seeds):
     """One long input: the operations of every other seed, in turn, on three
     domains with mixed ABIs (indices then pick other objects than in the

@@ -17,6 +17,8 @@
 mod bytes;
 pub mod grant_evtchn;
 mod mem;
+pub mod netback;
+pub mod netfront;
 mod protocol;
 mod split;
 
