@@ -71,6 +71,9 @@ pub enum ConnectError {
     Net(NetError),
     /// The backend does not offer `feature-rx-copy`: refused, as Linux does.
     NoRxCopy,
+    /// The `mac` is multicast (broadcast included) or all zeroes: not an
+    /// interface address (smoltcp, for one, panics on a non-unicast one).
+    BadMac([u8; 6]),
     /// A grant the backend still maps was kept out of use at teardown
     /// (XSA-396): the device is broken.
     StillMapped(Teardown),
@@ -94,6 +97,7 @@ impl fmt::Display for ConnectError {
             Self::Xenbus(e) => write!(f, "xenbus: {e}"),
             Self::Net(e) => write!(f, "{e}"),
             Self::NoRxCopy => f.write_str("backend lacks feature-rx-copy"),
+            Self::BadMac(m) => write!(f, "mac {m:02x?} is not a unicast address"),
             Self::StillMapped(t) => write!(f, "{} grants still mapped by the backend", t.deferred),
         }
     }
@@ -226,6 +230,9 @@ impl<T: TableHandle> Connector<T> {
         }
         let dir = self.fe.dir().to_string();
         let mac = read_mac(xs, &format!("{dir}/mac"))?;
+        if mac[0] & 1 != 0 || mac == [0; 6] {
+            return Err(ConnectError::BadMac(mac));
+        }
         let mtu = read_unsigned(xs, &format!("{dir}/mtu"), 68..=65535)?.unwrap_or(1500) as u16;
         let queues = self
             .config

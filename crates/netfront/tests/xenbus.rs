@@ -246,6 +246,31 @@ fn bad_mac_is_an_error_not_a_panic() {
 }
 
 #[test]
+fn multicast_broadcast_or_zero_mac_is_refused() {
+    for (n, bad) in [
+        b"01:16:3e:00:00:01",
+        b"ff:ff:ff:ff:ff:ff",
+        b"00:00:00:00:00:00",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut env = env();
+        let mac = format!("{}/mac", env.dev.frontend_path);
+        env.fxs.write(&mac, bad).unwrap();
+        let mut bc = BackConnector::new(
+            &env.dev.backend_path,
+            &format!("vifback-mc{n}"),
+            BackConnectConfig::default(),
+        );
+        assert!(bc.poll(&mut env.bxs, &mut env.bev).unwrap().is_none());
+        let mut fc = Connector::new(env.table, "device/vif/0", &format!("vif-mc{n}"), small(1));
+        let r = fc.poll(&mut env.fxs, &mut env.fev);
+        assert!(matches!(r, Err(ConnectError::BadMac(_))), "{r:?}");
+    }
+}
+
+#[test]
 fn reconnect_after_toolstack_unplug_and_replug() {
     let mut env = env();
     let (mut front, mut back, mut bc, _) = connect(&mut env, 1, 1);
