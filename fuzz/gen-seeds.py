@@ -692,32 +692,52 @@ SEEDS = {
 }
 
 
-# netfront_hostile_backend (fuzz/fuzz_targets/netfront_hostile_backend.rs)
-_NF = enum_of(["Send", "PollTx", "Receive", "Events", "Backend", "ForgeTx", "ForgeRx",
-               "SetIndex", "NudgeIndex", "WriteRing", "WriteRxBuffer", "Storm"])
+# netfront_hostile_backend (fuzz/common/src/netfront.rs)
+NF_QUEUE, NF_HANDSHAKE = variant(0, 2), variant(1, 2)
+_NF = enum_of(["Send", "PollTx", "Receive", "Events", "BusyPoll", "Backend", "ForgeTx", "ForgeRx",
+               "ForgeExtra", "SetIndex", "NudgeIndex", "WriteRing", "WriteRxBuffer", "Storm"])
 
 
-def nf_send(length, blank=False, valid=False):
-    return _NF["Send"] + u32(length) + boolean(blank) + boolean(valid)
+def nf_opt(value):
+    return b"\x00" if value is None else b"\x01" + value
+
+
+def nf_send(length, blank=False, valid=False, gso=None):
+    g = None if gso is None else boolean(gso[0]) + u16(gso[1])
+    return _NF["Send"] + u32(length) + boolean(blank) + boolean(valid) + nf_opt(g)
 
 
 def nf_recv(size=None):
-    return _NF["Receive"] + (b"\x00" if size is None else b"\x01" + u16(size))
+    return _NF["Receive"] + nf_opt(None if size is None else u16(size))
 
 
 NF_POLL_TX, NF_EVENTS, NF_BACKEND = _NF["PollTx"], _NF["Events"], _NF["Backend"]
 
 
+def nf_busy(on):
+    return _NF["BusyPoll"] + boolean(on)
+
+
 def nf_forge_tx(rid, status):
-    return _NF["ForgeTx"] + u16(rid) + i16(status)
+    """`rid` None: the id posted in that slot."""
+    return _NF["ForgeTx"] + nf_opt(None if rid is None else u16(rid)) + i16(status)
 
 
 def nf_forge_rx(rid, offset, flags, status):
-    return _NF["ForgeRx"] + u16(rid) + u16(offset) + u16(flags) + i16(status)
+    return (_NF["ForgeRx"] + nf_opt(None if rid is None else u16(rid)) + u16(offset) + u16(flags)
+            + i16(status))
+
+
+def nf_forge_extra(type_, more, gso_type, mss):
+    return _NF["ForgeExtra"] + u8(type_) + boolean(more) + u8(gso_type) + u16(mss)
 
 
 def nf_set_index(rx, word, value):
     return _NF["SetIndex"] + boolean(rx) + u8(word) + u32(value)
+
+
+def nf_nudge(rx, word, delta):
+    return _NF["NudgeIndex"] + boolean(rx) + u8(word) + i16(delta)
 
 
 def nf_write_rx_buffer(slot, offset, length, value):
@@ -728,39 +748,83 @@ def nf_storm(n):
     return _NF["Storm"] + u8(n)
 
 
-def nf_input(split, items):
-    return boolean(split) + steps(items)
+def nf_input(split, items, gso=(False, False)):
+    return NF_QUEUE + boolean(split) + boolean(gso[0]) + boolean(gso[1]) + steps(items)
 
 
+_HS = enum_of(["Poll", "Restart", "Honest", "Write", "Remove", "Vanish"])
+_KEY = enum_of(["State", "RxCopy", "Sg", "GsoV4", "GsoV6", "Csum6", "Split", "MaxQueues",
+                "Online", "Mac", "Mtu", "BackendId"])
+HS_POLL, HS_RESTART, HS_HONEST, HS_VANISH = _HS["Poll"], _HS["Restart"], _HS["Honest"], _HS["Vanish"]
+
+
+def hs_num(key, n):
+    return _HS["Write"] + _KEY[key] + variant(0, 4) + u32(n)
+
+
+def hs_small(key, n):
+    return _HS["Write"] + _KEY[key] + variant(1, 4) + u8(n)
+
+
+def hs_mac(mac):
+    return _HS["Write"] + _KEY["Mac"] + variant(2, 4) + bytes(mac)
+
+
+def hs_bytes(key, data):
+    return _HS["Write"] + _KEY[key] + variant(3, 4) + b"".join(b"\x01" + u8(c) for c in data) + b"\x00"
+
+
+def hs_remove(key):
+    return _HS["Remove"] + _KEY[key]
+
+
+def hs_input(queues, split, back_queues, items):
+    return NF_HANDSHAKE + u8(queues) + boolean(split) + u8(back_queues) + steps(items)
+
+
+NRXF_VALID, NRXF_BLANK, NRXF_MORE, NRXF_EXTRA = 0x1, 0x2, 0x4, 0x8
+HS_HONEST_CONNECT = [HS_HONEST, HS_POLL, HS_HONEST, HS_POLL, HS_HONEST, HS_POLL, HS_POLL]
 SEEDS["netfront_hostile_backend"] = [
     # honest: single- and multi-slot frames both ways, checksum flags kept
     nf_input(False, [nf_send(60), nf_send(1514, blank=True), nf_send(9000, valid=True),
                      NF_BACKEND, NF_POLL_TX, nf_recv(), nf_recv(), nf_recv(), NF_EVENTS]),
-    # honest with split channels, frames below 14 bytes refused by netback
-    nf_input(True, [nf_send(0), nf_send(5), nf_send(64), NF_BACKEND, NF_EVENTS,
-                    nf_recv(), NF_POLL_TX, nf_send(70000), nf_send(65535), NF_BACKEND,
-                    nf_recv(), nf_recv()]),
-    # a receive buffer too small for the frame: dropped and counted
-    nf_input(False, [nf_send(1000), NF_BACKEND, nf_recv(100), nf_recv()]),
-    # TX: id out of range, unknown status
-    nf_input(False, [nf_send(60), nf_forge_tx(999, 0), NF_POLL_TX, nf_send(60)]),
-    nf_input(False, [nf_send(60), nf_forge_tx(0, -7), NF_POLL_TX]),
-    # RX: offset+size beyond the page, more_data chains, extra info
-    nf_input(False, [nf_forge_rx(0, 4000, 0, 200), nf_recv(), nf_recv()]),
-    nf_input(False, [nf_forge_rx(0, 0, 0x4, 100), nf_forge_rx(1, 0, 0x8, 100),
-                     nf_forge_rx(2, 0, 0, 100), nf_recv()]),
-    # rsp_prod far beyond what was posted
-    nf_input(False, [nf_send(60), nf_set_index(False, 2, 0x1000), NF_POLL_TX,
+    # honest, split channels, GSO both ways; runts and over-long frames
+    nf_input(True, [nf_send(0), nf_send(5), nf_send(30000, blank=True, gso=(False, 1448)),
+                    nf_send(20000, gso=(True, 1428)), nf_send(100, gso=(True, 0)), NF_BACKEND,
+                    NF_EVENTS, nf_recv(), nf_recv(), NF_POLL_TX, nf_send(70000), nf_send(65535),
+                    NF_BACKEND, nf_recv()], gso=(True, True)),
+    # honest, busy polling; a receive buffer too small: dropped and counted
+    nf_input(False, [nf_busy(True), nf_send(1000), NF_BACKEND, nf_recv(100), nf_recv(),
+                     NF_POLL_TX, nf_busy(False), NF_EVENTS]),
+    # TX: the posted id answered with an error, then again; an id out of range
+    nf_input(False, [nf_send(60), nf_forge_tx(None, -1), NF_POLL_TX, nf_nudge(False, 2, -1),
+                     nf_forge_tx(None, 0), NF_POLL_TX, nf_send(60), nf_forge_tx(999, 0),
+                     NF_POLL_TX, NF_EVENTS]),
+    # RX: a more_data chain with a GSO extra, an unknown extra, past the page
+    nf_input(False, [nf_forge_rx(None, 0, NRXF_MORE | NRXF_EXTRA | NRXF_BLANK, 3000),
+                     nf_forge_extra(1, False, 2, 1400), nf_forge_rx(None, 100, 0, 2000),
+                     nf_recv(), nf_forge_rx(None, 0, NRXF_EXTRA, 60), nf_forge_extra(7, True, 0, 0),
+                     nf_recv(), nf_forge_rx(None, 4000, 0, 200), nf_recv()]),
+    # rsp_prod far beyond what was posted; a buffer rewritten; an event storm
+    nf_input(False, [nf_send(600), NF_BACKEND, nf_write_rx_buffer(0, 0, 600, 0xee), nf_recv(),
+                     nf_storm(63), NF_EVENTS, nf_set_index(False, 2, 0x1000), NF_POLL_TX,
                      nf_set_index(True, 2, 0x7fffffff), nf_recv()]),
-    # the backend rewrites a buffer after delivery; an event storm
-    nf_input(False, [nf_send(600), NF_BACKEND, nf_write_rx_buffer(0, 0, 600, 0xee),
-                     nf_recv(), nf_storm(63), NF_EVENTS, NF_EVENTS]),
+    # handshake, honest: one queue, then three asked of a two-queue backend
+    hs_input(0, False, 0, HS_HONEST_CONNECT),
+    hs_input(2, True, 1, HS_HONEST_CONNECT),
+    # handshake, hostile values: queues, rx-copy, mac, state; restart; vanish
+    hs_input(3, True, 1, [hs_num("MaxQueues", 0), hs_small("State", 2), HS_POLL,
+                          hs_bytes("RxCopy", b"yes"), HS_POLL, HS_RESTART, hs_remove("RxCopy"),
+                          hs_small("RxCopy", 1), hs_num("MaxQueues", 4), hs_bytes("Mac", b"zz"),
+                          HS_POLL, hs_mac([1, 2, 3, 4, 5, 6]), HS_RESTART, HS_HONEST, HS_POLL,
+                          HS_HONEST, HS_POLL, hs_small("State", 6), HS_POLL, HS_VANISH, HS_POLL,
+                          HS_RESTART, HS_POLL]),
 ]
 
 
-# netback_hostile_frontend (fuzz/fuzz_targets/netback_hostile_frontend.rs)
-_NB = enum_of(["Packet", "TxSlot", "TxRaw", "PushTx", "RxPost", "PushFrame", "Poll", "Events",
-               "Storm", "Responses", "WriteRing"])
+# netback_hostile_frontend (fuzz/common/src/netback.rs)
+_NB = enum_of(["Packet", "TxSlot", "TxRaw", "TxExtra", "PushTx", "RxPost", "PushFrame", "Poll",
+               "Events", "Storm", "Responses", "WriteRing", "NudgeIndex"])
 NB_PUSH_TX, NB_POLL, NB_EVENTS, NB_RSPS = _NB["PushTx"], _NB["Poll"], _NB["Events"], _NB["Responses"]
 
 
@@ -768,8 +832,17 @@ def option(value):
     return b"\x00" if value is None else b"\x01" + value
 
 
-def nb_packet(length, first=0, flags=0):
-    return _NB["Packet"] + u16(length) + u8(first) + u8(flags)
+def nb_packet(length, first=0, flags=0, gso=None):
+    g = None if gso is None else boolean(gso[0]) + u16(gso[1])
+    return _NB["Packet"] + u16(length) + u8(first) + u8(flags) + option(g)
+
+
+def nb_extra(type_, more, gso_type, mss):
+    return _NB["TxExtra"] + u8(type_) + boolean(more) + u8(gso_type) + u16(mss)
+
+
+def nb_nudge(rx, word, delta):
+    return _NB["NudgeIndex"] + boolean(rx) + u8(word) + i16(delta)
 
 
 def nb_slot(page, offset, size, flags, rid, raw=0):
@@ -814,11 +887,16 @@ SEEDS["netback_hostile_frontend"] = [
              [nb_slot(k % 8, 0, 100 if k else 2500, NB_MORE, k) for k in range(22)]
              + [nb_slot(0, 0, 10, 0, 30), nb_slot(None, 0, 100, 0, 31, raw=9999), NB_PUSH_TX,
                 NB_POLL, NB_RSPS, NB_POLL]),
-    # extra-info: GSO, unknown type, missing
+    # honest GSO packets (TCPv4, TCPv6), answered OKAY and NULL for the extra
+    nb_input(15, 63, (True, True), [
+        nb_packet(20000, 0, 2, (False, 1448)), nb_packet(3000, 5, 0, (True, 1428)), NB_POLL,
+        NB_RSPS, nb_packet(100, 0, 0, (False, 0)), NB_POLL, NB_RSPS]),
+    # extra-info: GSO, unknown type, MORE chains, missing
     nb_input(3, 63, (True, True), [
         nb_slot(0, 0, 3000, NB_EXTRA, 1), nb_raw(bytes([1, 0]) + u16(1400) + bytes([1, 0])),
-        nb_slot(0, 0, 100, NB_EXTRA, 2), nb_raw(bytes([9, 0])),
-        nb_slot(0, 0, 100, NB_EXTRA, 3), NB_PUSH_TX, NB_POLL, NB_RSPS]),
+        nb_slot(0, 0, 100, NB_EXTRA, 2), nb_extra(2, True, 0, 0), nb_extra(1, True, 2, 0),
+        nb_extra(7, False, 0, 0), nb_slot(0, 0, 100, NB_EXTRA, 3), NB_PUSH_TX, NB_POLL,
+        NB_RSPS]),
     # RX: GSO frames with and without frontend support, the RX queue full
     # (XSA-392), buffers for references never granted
     nb_input(1, 8, (True, False), [
@@ -828,6 +906,10 @@ SEEDS["netback_hostile_frontend"] = [
     nb_input(3, 63, (False, False), [
         nb_packet(100), nb_write_ring(False, 0, 0x10000), NB_POLL, nb_write_ring(True, 0, 300),
         nb_post(0), NB_POLL, _NB["Storm"] + u8(63), NB_EVENTS, NB_POLL, NB_RSPS]),
+    # req_prod nudged back and forth around posted requests
+    nb_input(3, 63, (False, False), [
+        nb_packet(5000), nb_nudge(False, 0, 1), NB_POLL, nb_nudge(False, 0, -3), NB_POLL,
+        nb_post(0), nb_nudge(True, 0, 2), nb_frame(100), NB_POLL, NB_RSPS]),
 ]
 
 
@@ -969,6 +1051,62 @@ SEEDS["blkback_hostile_frontend"] = [
         _BB["Raw"] + bytes([INDIRECT, WRITE]) + bytes(38), _BB["Raw"] + bytes([READ, 1]) + bytes(38),
         BB_PUSH, bb_process(), _BB["WriteRing"] + u16(0) + u32(1000), bb_process(),
         _BB["Storm"] + u8(63), BB_EVENTS, bb_process()]),
+]
+
+
+# netfront_hostile_handshake (fuzz/fuzz_targets/netfront_hostile_handshake.rs)
+_NH = enum_of(["Write", "Remove", "State", "StateJunk", "Bind", "Poll", "Restart"])
+_NH_KEY = enum_of(["RxCopy", "Sg", "GsoTcpv4", "GsoTcpv6", "Ipv6CsumOffload",
+                   "SplitEventChannels", "MaxQueues", "Mac", "Mtu"])
+_NH_VALUE = enum_of(["Flag", "Number", "Bytes", "Mac"])
+NH_BIND, NH_POLL, NH_RESTART = _NH["Bind"], _NH["Poll"], _NH["Restart"]
+
+
+def nh_flag(key, b=True):
+    return _NH["Write"] + _NH_KEY[key] + _NH_VALUE["Flag"] + boolean(b)
+
+
+def nh_number(key, n):
+    return _NH["Write"] + _NH_KEY[key] + _NH_VALUE["Number"] + u32(n)
+
+
+def nh_bytes(key, data):
+    return _NH["Write"] + _NH_KEY[key] + _NH_VALUE["Bytes"] + data.ljust(18, b"\x00")[:18] + u8(len(data))
+
+
+def nh_mac(mac):
+    return _NH["Write"] + _NH_KEY["Mac"] + _NH_VALUE["Mac"] + bytes(mac)
+
+
+def nh_state(n):
+    return _NH["State"] + u8(n)
+
+
+def nh_input(queues, split, items):
+    return u8(queues) + boolean(split) + steps(items)
+
+
+NH_OFFER = [nh_flag("RxCopy"), nh_flag("Sg"), nh_flag("GsoTcpv4"), nh_flag("GsoTcpv6"),
+            nh_flag("Ipv6CsumOffload"), nh_flag("SplitEventChannels")]
+SEEDS["netfront_hostile_handshake"] = [
+    # a full handshake: features, InitWait, bind, Connected
+    nh_input(4, True, NH_OFFER + [nh_number("MaxQueues", 2), nh_state(2), NH_POLL, NH_BIND,
+                                  nh_state(4), NH_POLL, NH_POLL]),
+    nh_input(1, False, NH_OFFER + [nh_state(2), NH_POLL, NH_BIND, nh_state(4), NH_POLL]),
+    # no rx-copy; junk feature values and queue counts
+    nh_input(1, False, [nh_state(2), NH_POLL, NH_RESTART, nh_bytes("RxCopy", b"yes"),
+                        nh_number("MaxQueues", 0), nh_state(2), NH_POLL]),
+    nh_input(8, True, [nh_flag("RxCopy"), nh_number("MaxQueues", 70000), nh_state(2), NH_POLL,
+                       nh_number("MaxQueues", 3), NH_RESTART, NH_POLL, NH_BIND, nh_state(4), NH_POLL]),
+    # bad, multicast and broadcast MACs; MTU out of range
+    nh_input(1, False, [nh_flag("RxCopy"), nh_bytes("Mac", b"00:16:3e:zz:00:01"), nh_state(2), NH_POLL,
+                        nh_mac([1, 0x16, 0x3e, 0, 0, 1]), NH_RESTART, NH_POLL,
+                        nh_mac([0xff] * 6), NH_RESTART, NH_POLL, nh_mac([0, 0x16, 0x3e, 1, 2, 3]),
+                        nh_number("Mtu", 20), NH_RESTART, NH_POLL]),
+    # states out of order and junk: Closing before InitWait, Connected at once
+    nh_input(2, False, NH_OFFER + [nh_state(4), NH_POLL, nh_state(5), NH_POLL, nh_state(6), NH_POLL,
+                                   _NH["StateJunk"] + b"4\x00\xff9", NH_POLL, nh_state(200), NH_POLL,
+                                   NH_RESTART, nh_state(2), NH_POLL, NH_BIND, nh_state(1), NH_POLL]),
 ]
 
 
