@@ -7,10 +7,11 @@
 # next to the guest; its verdicts for them are printed from its output file.
 # Step b: while the guest lives, dom0 reads the key the guest wrote through
 # its xenstore ring and acknowledges it (the guest waits for that).
-# Step vchan-a: Xen's own vchan-socket-proxy (libxenvchan) connects as the
-# client to the guest's vchan server and sends it random bytes, which the
-# guest echoes; dom0 compares the echo with its input, and the guest's CRC-32
-# of what it received with gzip's of what dom0 sent (the gzip trailer).
+# Steps vchan-a and vchan-b: Xen's own vchan-socket-proxy (libxenvchan)
+# connects as the client to the guest's vchan server (a), then serves the
+# guest's client (b), and sends random bytes, which the guest echoes; dom0
+# compares the echo with its input, and the guest's CRC-32 of what it
+# received with gzip's of what dom0 sent (the gzip trailer).
 # Kernel command line: xtb_break=console|xenstore|grant|revoke|vchan|shutdown is passed to the
 # guest (see run.sh).
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/xen-4.17/bin
@@ -41,8 +42,6 @@ GUEST_TIMEOUT=180 # seconds from xl unpause until the guest must be gone
 PEER_OUT=/tmp/peer.out
 PEER_GRACE=15 # seconds the peer may outlive the guest
 VCHAN_BYTES=1052675 # what the guest expects: 1 MiB + 4099 (examples/pvh-guest/src/vchan.rs)
-VCHAN_IN=/tmp/vchan.in
-VCHAN_OUT=/tmp/vchan.out
 
 mark() { echo "XTB-MARK $* uptime=$(cut -d' ' -f1 /proc/uptime)"; }
 FAILED=
@@ -134,21 +133,26 @@ if [ -n "$DOMID" ]; then
   xtb-dom0-peer --domid "$DOMID" --log "$CONSOLE_LOG" --out "$PEER_OUT" --timeout 90 &
   PEER_PID=$!
 fi
-# step vchan-a's client: waits (a xenstore watch) for the guest to publish
-# its server, then streams the input through it; the feeder holds the input
-# open afterwards (at EOF the proxy would stop reading the echo).
-VCHAN_PID= FEED_PID=
-if [ -n "$DOMID" ]; then
-  head -c $VCHAN_BYTES /dev/urandom >$VCHAN_IN
-  mkfifo /tmp/vchan.fifo
-  vchan-socket-proxy -m client "$DOMID" "/local/domain/$DOMID/data/vchan/0/1" - \
-    </tmp/vchan.fifo >$VCHAN_OUT 2>/tmp/vchan.err &
-  VCHAN_PID=$!
+# steps vchan-a and vchan-b: one vchan-socket-proxy each, started now. For
+# a, a client that waits (a xenstore watch) for the guest to publish its
+# server; for b, a server publishing under dom0's home for the guest. A
+# feeder streams the input and then holds it open (at EOF the proxy would
+# stop reading the echo). vchan_start STEP MODE PATH
+vchan_start() {
+  head -c $VCHAN_BYTES /dev/urandom >/tmp/$1.in
+  mkfifo /tmp/$1.fifo
+  vchan-socket-proxy -m "$2" "$DOMID" "$3" - </tmp/$1.fifo >/tmp/$1.out 2>/tmp/$1.err &
+  eval "PROXY_$4=\$!"
   {
-    cat $VCHAN_IN
+    cat /tmp/$1.in
     exec sleep $GUEST_TIMEOUT
-  } >/tmp/vchan.fifo &
-  FEED_PID=$!
+  } >/tmp/$1.fifo &
+  eval "FEED_$4=\$!"
+}
+PROXY_A= FEED_A= PROXY_B= FEED_B=
+if [ -n "$DOMID" ]; then
+  vchan_start vchan-a client "/local/domain/$DOMID/data/vchan/0/1" A
+  vchan_start vchan-b server "/local/domain/0/data/vchan/$DOMID/2" B
 fi
 if [ -z "$DOMID" ] || [ -z "$PORT" ] || ! xl unpause "$NAME"; then
   result create FAIL "domid='$DOMID' console port='$PORT' or xl unpause failed"
@@ -180,9 +184,18 @@ check_b() {
 # --- wait for the guest to finish (it powers itself off)
 gone=0
 i=0
+missing=0
 while [ $i -lt $((GUEST_TIMEOUT * 5)) ]; do
   check_b
-  if ! xl domid "$NAME" >/dev/null 2>&1; then
+  # Gone when xl twice in a row does not find it: one failed lookup has
+  # been seen while the guest was still running (a loaded host).
+  if xl domid "$NAME" >/dev/null 2>&1; then
+    missing=0
+  else
+    missing=$((missing + 1))
+    xl domid "$NAME" >/tmp/xl-domid.err 2>&1 || echo "XTB-MARK xl domid: $(head -c 150 /tmp/xl-domid.err)"
+  fi
+  if [ $missing -ge 2 ]; then
     gone=1
     break
   fi
@@ -207,22 +220,30 @@ if [ -n "$PEER_PID" ] && kill -0 "$PEER_PID" 2>/dev/null; then
 fi
 [ -z "$PEER_PID" ] || wait "$PEER_PID"
 mark peer-done
-# the proxy exits once the guest closed its end (or the guest is gone)
-i=0
-while [ -n "$VCHAN_PID" ] && kill -0 "$VCHAN_PID" 2>/dev/null && [ $i -lt $((PEER_GRACE * 5)) ]; do
-  i=$((i + 1))
-  usleep 200000
-done
-VCHAN_RC=killed
-if [ -n "$VCHAN_PID" ] && kill -0 "$VCHAN_PID" 2>/dev/null; then
-  kill "$VCHAN_PID"
-  wait "$VCHAN_PID"
-elif [ -n "$VCHAN_PID" ]; then
-  wait "$VCHAN_PID"
-  VCHAN_RC=$?
-fi
-[ -z "$FEED_PID" ] || kill "$FEED_PID" 2>/dev/null
-mark vchan-done rc="$VCHAN_RC"
+# a proxy exits once the guest closed its end (or the guest is gone).
+# vchan_stop PROXY_PID FEED_PID: sets VCHAN_RC
+vchan_stop() {
+  i=0
+  while [ -n "$1" ] && kill -0 "$1" 2>/dev/null && [ $i -lt $((PEER_GRACE * 5)) ]; do
+    i=$((i + 1))
+    usleep 200000
+  done
+  VCHAN_RC=killed
+  if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+    echo "XTB-MARK proxy $1 still running, in $(cat /proc/$1/wchan 2>/dev/null); feeder $2 in $(cat /proc/$2/wchan 2>/dev/null) ($(cat /proc/$2/comm 2>/dev/null))"
+    kill "$1"
+    wait "$1"
+  elif [ -n "$1" ]; then
+    wait "$1"
+    VCHAN_RC=$?
+  fi
+  [ -z "$2" ] || kill "$2" 2>/dev/null
+}
+vchan_stop "$PROXY_A" "$FEED_A"
+RC_A=$VCHAN_RC
+vchan_stop "$PROXY_B" "$FEED_B"
+RC_B=$VCHAN_RC
+mark vchan-done rc-a="$RC_A" rc-b="$RC_B"
 
 # --- step a: what xenconsoled read from the guest's console ring
 expect=/tmp/console.expected
@@ -279,21 +300,26 @@ for step in c d c2 d2; do
   esac
 done
 
-# --- step vchan-a: the echo equals the input, and the guest's CRC-32 of what
-# it received (its console line) equals gzip's of what dom0 sent
-v_line=$(grep -a -m 1 '^XTB-PEER vchan-a ' "$CONSOLE_LOG" 2>/dev/null)
-v_sum=$(gzip -c <$VCHAN_IN | tail -c 8 | od -An -tu4 -N4 | tr -d ' ')
-v_got=$(wc -c <$VCHAN_OUT 2>/dev/null)
-v_guest=${v_line##*crc32=}
-if [ -z "$v_line" ]; then
-  result vchan-a FAIL "no XTB-PEER vchan-a line from the guest; proxy exit $VCHAN_RC: $(tail -c 200 /tmp/vchan.err 2>/dev/null)"
-elif [ "$v_guest" != "$v_sum" ]; then
-  result vchan-a FAIL "the guest received CRC-32 $v_guest, dom0 sent CRC-32 $v_sum"
-elif ! cmp -s $VCHAN_IN $VCHAN_OUT; then
-  result vchan-a FAIL "the echo differs from what dom0 sent ($v_got of $VCHAN_BYTES bytes back; $(cmp $VCHAN_IN $VCHAN_OUT 2>&1 | head -n 1))"
-else
-  result vchan-a PASS "vchan-socket-proxy (libxenvchan client) sent $VCHAN_BYTES random bytes, the guest's CRC-32 matches gzip's ($v_sum), the $v_got echoed bytes match; proxy exit $VCHAN_RC"
-fi
+# --- steps vchan-a and vchan-b: the echo equals the input, and the guest's
+# CRC-32 of what it received (its console line) equals gzip's of what dom0
+# sent. vchan_verdict STEP ROLE PROXY_RC
+vchan_verdict() {
+  v_line=$(grep -a -m 1 "^XTB-PEER $1 " "$CONSOLE_LOG" 2>/dev/null)
+  v_sum=$(gzip -c </tmp/$1.in | tail -c 8 | od -An -tu4 -N4 | tr -d ' ')
+  v_got=$(wc -c </tmp/$1.out 2>/dev/null)
+  v_guest=${v_line##*crc32=}
+  if [ -z "$v_line" ]; then
+    result $1 FAIL "no XTB-PEER $1 line from the guest; proxy exit $3: $(tail -c 200 /tmp/$1.err 2>/dev/null)"
+  elif [ "$v_guest" != "$v_sum" ]; then
+    result $1 FAIL "the guest received CRC-32 $v_guest, dom0 sent CRC-32 $v_sum"
+  elif ! cmp -s /tmp/$1.in /tmp/$1.out; then
+    result $1 FAIL "the echo differs from what dom0 sent ($v_got of $VCHAN_BYTES bytes back; $(cmp /tmp/$1.in /tmp/$1.out 2>&1 | head -n 1))"
+  else
+    result $1 PASS "vchan-socket-proxy (libxenvchan $2) sent $VCHAN_BYTES random bytes, the guest's CRC-32 matches gzip's ($v_sum), the $v_got echoed bytes match; proxy exit $3"
+  fi
+}
+vchan_verdict vchan-a client "$RC_A"
+vchan_verdict vchan-b server "$RC_B"
 
 # --- step shutdown: gone, because it asked for poweroff (reason code 0)
 reason=$(sed -n 's/.*shut down, reason code \([0-9]*\).*/\1/p' "$XL_LOG" 2>/dev/null | head -n 1)

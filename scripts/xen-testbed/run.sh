@@ -19,8 +19,8 @@
 #                               grants to dom0: step c (and so d) must FAIL
 #   XEN_TESTBED_BREAK=revoke    make the guest announce a revocation it did not
 #                               do: dom0 maps the grant again, step d must FAIL
-#   XEN_TESTBED_BREAK=vchan     make the guest flip one byte of its vchan echo:
-#                               step vchan-a must FAIL
+#   XEN_TESTBED_BREAK=vchan     make the guest flip one byte of its vchan echoes:
+#                               steps vchan-a and vchan-b must FAIL
 #   XEN_TESTBED_BREAK=shutdown  make the guest halt with interrupts off instead
 #                               of powering off: step shutdown must FAIL
 #   XEN_TESTBED_TIMEOUT=600     seconds for the whole run (the boot gets what
@@ -50,7 +50,7 @@ break_mode=${XEN_TESTBED_BREAK:-}
 run=$cache/run
 
 # Scenario steps, in order, and what each proves.
-steps=(boot create entry a b c d c2 d2 vchan-a shutdown)
+steps=(boot create entry a b c d c2 d2 vchan-a vchan-b shutdown)
 declare -A what=(
   [boot]="Xen + Linux dom0 up under QEMU TCG, toolstack ready (oxenstored, xenconsoled, xl)"
   [create]="xl create type=pvh loaded our ELF (Xen notes, PHYS32 entry) and started it"
@@ -62,6 +62,7 @@ declare -A what=(
   [c2]="step c again with a v2 grant table (status frames mapped with XENMAPIDX_grant_table_status) and FIFO events delivered by upcall (HVMOP_set_evtchn_upcall_vector)"
   [d2]="step d again with v2 (two-stage revocation: flags cleared, then the status frame read)"
   [vchan-a]="xenpv-vchan server in the guest, Xen's vchan-socket-proxy (libxenvchan) as client in dom0: 1 MiB each way, echo and CRC-32 checked"
+  [vchan-b]="the reverse: vchan-socket-proxy serves in dom0, the guest's xenpv-vchan client maps dom0's grant and connects: 1 MiB each way, checked the same"
   [shutdown]="guest powered itself off (SCHEDOP_shutdown poweroff) and its domain is gone"
 )
 
@@ -367,7 +368,7 @@ guest_says() { grep -a -m 1 -E "$guest_re$1" "$serial" | sed -E "s/.*xenpv-pvh-g
 guest_fail=$(guest_says "FAIL")
 
 declare -A verdict=() detail=()
-for s in boot create a b c d c2 d2 vchan-a shutdown; do
+for s in boot create a b c d c2 d2 vchan-a vchan-b shutdown; do
   v=$(dom0_says "$s")
   case "$v" in
     PASS*) verdict[$s]=PASS detail[$s]=${v#PASS } ;;
@@ -401,8 +402,9 @@ if [ "${verdict[b]}" = PASS ]; then
 fi
 # Steps c, d, c2 and d2 are judged by both ends: the dom0 peer (what it mapped, read
 # and was told) and the guest (what it read, what Xen showed it); so is
-# vchan-a (dom0 compared the echo and the CRC-32s, the guest finished).
-for s in c d c2 d2 vchan-a; do
+# vchan-a and vchan-b (dom0 compared the echo and the CRC-32s, the guest
+# finished).
+for s in c d c2 d2 vchan-a vchan-b; do
   if [ "${verdict[$s]}" = PASS ] && [ -z "$(guest_says "RESULT $s PASS")" ]; then
     why=${guest_fail:-"no RESULT $s PASS line"}
     verdict[$s]=FAIL detail[$s]="dom0 passed it but the guest did not: $why"
@@ -425,10 +427,11 @@ t_c=$(at "XTB-PEER-DOM0 .* verdict c ")
 t_d=$(at "XTB-PEER-DOM0 .* verdict d ")
 t_d2=$(at "XTB-PEER-DOM0 .* verdict d2 ")
 t_vchan=$(at "$guest_re""RESULT vchan-a ")
+t_vchan_b=$(at "$guest_re""RESULT vchan-b ")
 t_done=$(at "XTB-MARK scenario-done")
 echo
 echo "timeline (s since QEMU start): qemu 0 -> Xen banner ${t_banner:-?} -> dom0 ready ${t_dom0:-?}" \
-  "-> guest running ${t_guest:-?} -> b ${t_b:-?} -> gref announced ${t_announce:-?} -> c ${t_c:-?} -> d ${t_d:-?} -> d2 ${t_d2:-?} -> vchan-a ${t_vchan:-?}" \
+  "-> guest running ${t_guest:-?} -> b ${t_b:-?} -> gref announced ${t_announce:-?} -> c ${t_c:-?} -> d ${t_d:-?} -> vchan-a ${t_vchan:-?} -> vchan-b ${t_vchan_b:-?} -> d2 ${t_d2:-?}" \
   "-> scenario done ${t_done:-?} -> QEMU exit $boot_secs"
 cache_mib=$(du -sm "$cache" | cut -f1)
 echo "guest image: $guest_file bytes on disk, $guest_loaded bytes loaded (PT_LOAD memsz);" \

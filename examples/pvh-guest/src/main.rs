@@ -5,9 +5,10 @@
 //! frames above RAM). The rest is the scenario of
 //! `scripts/xen-testbed/run.sh`, each step judged by the guest and by dom0:
 //! (a) [`step_a`]: `xenpv_console` to xenconsoled; (b) [`store`]:
-//! `xenpv_xenstore` to oxenstored; (c, d, c2, d2) [`peer`]: `xenpv_grant`
-//! and `xenpv_evtchn` with a Linux peer in dom0; (vchan-a) [`vchan`]: a
-//! `xenpv_vchan` server for dom0's libxenvchan. Then it powers off.
+//! `xenpv_xenstore` to oxenstored; (c, d, then c2, d2) [`peer`]:
+//! `xenpv_grant` and `xenpv_evtchn` with a Linux peer in dom0; between them
+//! (vchan-a, vchan-b) [`vchan`]: `xenpv_vchan` as server and as client of
+//! dom0's libxenvchan. Then it powers off.
 //! Progress and failures go to the debug port 0xE9, which Xen prints as
 //! `(dN) xenpv-pvh-guest: ...`; see [`Options`] for failing on purpose.
 #![no_std]
@@ -106,7 +107,7 @@ fn fail(step: &str, what: &str) -> Fail {
 /// `xtb.break=<step>` on the command line fails one step on purpose: a
 /// corrupt console line (a), a wrong xenstore value (b), a corrupt granted
 /// byte (c), an announced revocation not done (d), a flipped echo byte
-/// (vchan-a), or a halt with interrupts off instead of a poweroff (Xen then
+/// (vchan-a and vchan-b), or a halt with interrupts off instead of a poweroff (Xen then
 /// powers the domain off itself).
 #[derive(Clone, Copy)]
 struct Options {
@@ -245,10 +246,13 @@ fn run(start_info_pa: u64) -> Result<Options, Fail> {
     };
     let mut console = step_a(&env)?;
     store::step_b(&env)?;
-    for round in peer::ROUNDS {
-        peer::steps_c_d(&env, &mut console, round)?;
-    }
-    vchan::step_vchan(&env, &mut console)?;
+    let [v1, v2] = peer::ROUNDS;
+    peer::steps_c_d(&env, &mut console, v1)?;
+    // With 2-level events: once c2 has switched the domain to FIFO (for
+    // good), a new 2-level instance would see no events.
+    vchan::step_vchan_a(&env, &mut console)?;
+    vchan::step_vchan_b(&env, &mut console)?;
+    peer::steps_c_d(&env, &mut console, v2)?;
     Ok(options)
 }
 

@@ -10,7 +10,7 @@ use alloc::string::String;
 use core::cell::Cell;
 
 use xenpv_evtchn::{Config as EvConfig, EventChannels, Port};
-use xenpv_grant::TableHandle;
+use xenpv_grant::{GrantRef, TableHandle};
 use xenpv_platform::BootRingPage;
 use xenpv_vchan::{Server, store_path};
 use xenpv_xenstore::transport::TransportError;
@@ -109,6 +109,33 @@ pub fn publish_vchan<'p, T: TableHandle>(
     xs.transaction(|tx| server.publish(tx, &path, domid))
         .map_err(|e| fail("vchan-a", &format!("publishing {path}: {e}")))?;
     Ok(domid)
+}
+
+/// Step (vchan-b)'s xenstore part: this domain's id and the `ring-ref`
+/// and `event-channel` dom0's vchan server published for it under
+/// `/local/domain/0/data/vchan/<id>/2` (waiting up to 60 s for them).
+pub fn lookup_vchan<'p>(
+    env: &Env<'p>,
+    events: &mut Events<'p>,
+) -> Result<(u16, GrantRef, Port), Fail> {
+    let count = WaitCount::default();
+    let xs = &mut connect(env, "vchan-b", events, &count)?.client;
+    let domid: u16 = xs
+        .read_string("domid")
+        .map_err(xs_err("read domid"))?
+        .parse()
+        .map_err(|_| fail("vchan-b", "xenstore's domid is not a number"))?;
+    let path = store_path(0, domid, 2);
+    let deadline = env.tsc.deadline_ms(60_000);
+    loop {
+        match xenpv_vchan::lookup(xs, &path) {
+            Ok((gref, port)) => return Ok((domid, gref, port)),
+            Err(e) if deadline.passed() => {
+                return Err(fail("vchan-b", &format!("no vchan server at {path}: {e}")));
+            }
+            Err(_) => env.yield_now(),
+        }
+    }
 }
 
 /// Step (b).
