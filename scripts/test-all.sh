@@ -51,6 +51,10 @@ cargo run --release -p xenpv-bench --bin b4-net -- --quick
 step "B5 smoke run (blkfront -> blkback on the mock, every byte checked)"
 cargo run --release -p xenpv-bench --bin b5-blk -- --quick
 
+step "examples: net-echo (1 MiB over TCP through netfront/netback) and blk-fat (FAT through blkfront/blkback), each failing on a wrong byte"
+cargo run --release -p xenpv-net-echo
+cargo run --release -p xenpv-blk-fat
+
 step "cargo doc (-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
