@@ -28,7 +28,7 @@ use zerocopy::IntoBytes;
 /// Steps per queue input.
 pub const QUEUE_STEPS: usize = 64;
 /// Steps per handshake input.
-pub const HANDSHAKE_STEPS: usize = 48;
+pub const HANDSHAKE_STEPS: usize = 32;
 /// Slots per ring page (both netif rings: 256 entries).
 const SLOTS: u32 = 256;
 /// Bytes per TX and RX ring slot.
