@@ -887,10 +887,13 @@ SEEDS["netback_hostile_frontend"] = [
              [nb_slot(k % 8, 0, 100 if k else 2500, NB_MORE, k) for k in range(22)]
              + [nb_slot(0, 0, 10, 0, 30), nb_slot(None, 0, 100, 0, 31, raw=9999), NB_PUSH_TX,
                 NB_POLL, NB_RSPS, NB_POLL]),
-    # honest GSO packets (TCPv4, TCPv6), answered OKAY and NULL for the extra
+    # honest GSO both ways: packets answered OKAY (NULL for the extra), GSO
+    # frames with their extra-info slot; one of an unknown type dropped
     nb_input(15, 63, (True, True), [
         nb_packet(20000, 0, 2, (False, 1448)), nb_packet(3000, 5, 0, (True, 1428)), NB_POLL,
-        NB_RSPS, nb_packet(100, 0, 0, (False, 0)), NB_POLL, NB_RSPS]),
+        NB_RSPS, *[nb_post(p) for p in range(7)], nb_frame(9000, (1, 1448)),
+        nb_frame(100, (2, 1428)), nb_frame(60, (7, 1)), nb_frame(70), NB_POLL, NB_RSPS,
+        nb_packet(100, 0, 0, (False, 0)), NB_POLL, NB_RSPS]),
     # extra-info: GSO, unknown type, MORE chains, missing
     nb_input(3, 63, (True, True), [
         nb_slot(0, 0, 3000, NB_EXTRA, 1), nb_raw(bytes([1, 0]) + u16(1400) + bytes([1, 0])),

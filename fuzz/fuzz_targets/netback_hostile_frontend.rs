@@ -24,7 +24,9 @@
 //! * while the frontend has only posted well-formed packets and buffers:
 //!   nothing fails, every packet is delivered byte for byte with its GSO
 //!   and answered `OKAY`, and the RX responses carry exactly the frames
-//!   pushed, in order, each within its buffer.
+//!   pushed (in order, each within its buffer, with a GSO extra-info slot
+//!   exactly when the frame has GSO metadata the frontend takes; others
+//!   are dropped).
 
 #![no_main]
 

@@ -17,7 +17,7 @@ use xenpv_ring::FrontRing;
 use xenpv_ring::protocols::{NetifRx, NetifTx};
 use xenpv_sys::io::netif::{
     NETIF_RSP_NULL, NETIF_RSP_OKAY, NetRxFlags, NetTxFlags, NetifExtraGso, NetifExtraInfo,
-    NetifRxRequest, NetifTxRequest,
+    NetifRxRequest, NetifTxRequest, XEN_NETIF_EXTRA_TYPE_GSO,
 };
 use zerocopy::FromBytes;
 
@@ -186,6 +186,9 @@ type Table<'a> = &'a GrantTable<Domain>;
 /// An honest packet: its bytes and GSO `(v6, mss)`.
 type Sent = (Vec<u8>, Option<(bool, u16)>);
 
+/// A frame pushed for the frontend: its bytes and `FrameMeta::gso`.
+type Pushed = (Vec<u8>, Option<(u8, u16)>);
+
 struct Front<'a> {
     tx: FrontRing<NetifTx, Granted<Table<'a>>>,
     rx: FrontRing<NetifRx, Granted<Table<'a>>>,
@@ -283,8 +286,10 @@ fn run(input: &Input) {
     // frontend not yet seen in RX responses (with what is left of the one
     // being received).
     let mut to_sink: VecDeque<Sent> = VecDeque::new();
-    let mut to_front: VecDeque<Vec<u8>> = VecDeque::new();
-    let mut receiving: Option<(Vec<u8>, usize)> = None;
+    let mut to_front: VecDeque<Pushed> = VecDeque::new();
+    let mut receiving: Option<(Pushed, usize)> = None;
+    // The GSO extra-info slot due next on the RX ring (while honest).
+    let mut extra_due: Option<(u8, u16)> = None;
     let mut seq = 0u32;
     for step in input.steps.iter().take(MAX_STEPS) {
         let was_broken = bq.broken().is_some();
@@ -447,10 +452,8 @@ fn run(input: &Input) {
                         Some(2) => input.gso.1,
                         Some(_) => false,
                     };
-                    if gso.is_some() || !takes {
-                        honest = false;
-                    } else {
-                        to_front.push_back(frame);
+                    if takes {
+                        to_front.push_back((frame, gso));
                     }
                 }
             }
@@ -512,22 +515,38 @@ fn run(input: &Input) {
                     }
                 }
                 while let Ok(Some(r)) = f.rx.get_response() {
+                    // Netback answers requests in order, one response each.
+                    let k = f.rx_rsps as usize;
                     f.rx_rsps += 1;
-                    let page = f.rx_page_of.get(usize::from(r.id)).copied().flatten();
+                    let page = f.rx_page_of.get(k).copied().flatten();
                     if let Some(b) = page.and_then(|p| f.busy.get_mut(p)) {
                         *b = false;
                     }
                     if !honest {
                         continue;
                     }
+                    if let Some(want) = extra_due.take() {
+                        let x = NetifExtraInfo::from_rx_slot(&r);
+                        let g = x.u.gso();
+                        assert_eq!(x.type_, XEN_NETIF_EXTRA_TYPE_GSO, "{x:?}");
+                        assert_eq!((g.type_, g.size), want, "GSO changed: {x:?}");
+                        assert_eq!(x.flags, 0, "more extra-info slots: {x:?}");
+                        continue;
+                    }
                     let flags = NetRxFlags::from_bits_retain(r.flags);
                     assert!(r.status > 0, "an honest RX buffer answered {r:?}");
+                    assert_eq!(usize::from(r.id), k, "answered out of order");
                     let (off, n) = (usize::from(r.offset), r.status as usize);
                     assert!(off + n <= PAGE, "RX data past the buffer: {r:?}");
                     let page = page.expect("an id never posted");
-                    let (frame, at) = receiving.take().unwrap_or_else(|| {
+                    let ((frame, gso), at) = receiving.take().unwrap_or_else(|| {
                         (to_front.pop_front().expect("a frame never pushed"), 0)
                     });
+                    if at == 0 {
+                        let flagged = flags.contains(NetRxFlags::EXTRA_INFO);
+                        assert_eq!(flagged, gso.is_some(), "extra_info flag: {r:?}");
+                        extra_due = gso;
+                    }
                     let mut got = vec![0u8; n];
                     f.rx_pages[page].read(off, &mut got).unwrap();
                     assert!(
@@ -535,7 +554,7 @@ fn run(input: &Input) {
                         "RX bytes {at}.. differ"
                     );
                     if flags.contains(NetRxFlags::MORE_DATA) {
-                        receiving = Some((frame, at + n));
+                        receiving = Some(((frame, gso), at + n));
                     } else {
                         assert_eq!(at + n, frame.len(), "an RX frame cut short");
                     }
