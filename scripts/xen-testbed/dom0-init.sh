@@ -41,7 +41,10 @@ XL_LOG=/var/log/xen/xl-$NAME.log
 GUEST_TIMEOUT=180 # seconds from xl unpause until the guest must be gone
 PEER_OUT=/tmp/peer.out
 PEER_GRACE=15 # seconds the peer may outlive the guest
-VCHAN_BYTES=1052675 # what the guest expects: 1 MiB + 4099 (examples/pvh-guest/src/vchan.rs)
+# what the guest expects (examples/pvh-guest/src/vchan.rs): 1 MiB + 4099
+# through vchan-a's 8 KiB rings, 256 KiB + 4099 through vchan-b's 1-2 KiB ones
+VCHAN_BYTES_A=1052675
+VCHAN_BYTES_B=266243
 
 mark() { echo "XTB-MARK $* uptime=$(cut -d' ' -f1 /proc/uptime)"; }
 FAILED=
@@ -130,16 +133,16 @@ PORT=$(xenstore-read "/local/domain/$DOMID/console/port" 2>/dev/null)
 # xenconsoled's log, so it starts before the guest runs
 PEER_PID=
 if [ -n "$DOMID" ]; then
-  xtb-dom0-peer --domid "$DOMID" --log "$CONSOLE_LOG" --out "$PEER_OUT" --timeout 90 &
+  xtb-dom0-peer --domid "$DOMID" --log "$CONSOLE_LOG" --out "$PEER_OUT" --timeout 150 &
   PEER_PID=$!
 fi
 # steps vchan-a and vchan-b: one vchan-socket-proxy each, started now. For
 # a, a client that waits (a xenstore watch) for the guest to publish its
 # server; for b, a server publishing under dom0's home for the guest. A
 # feeder streams the input and then holds it open (at EOF the proxy would
-# stop reading the echo). vchan_start STEP MODE PATH
+# stop reading the echo). vchan_start STEP MODE PATH A|B BYTES
 vchan_start() {
-  head -c $VCHAN_BYTES /dev/urandom >/tmp/$1.in
+  head -c $5 /dev/urandom >/tmp/$1.in
   mkfifo /tmp/$1.fifo
   vchan-socket-proxy -m "$2" "$DOMID" "$3" - </tmp/$1.fifo >/tmp/$1.out 2>/tmp/$1.err &
   eval "PROXY_$4=\$!"
@@ -151,8 +154,8 @@ vchan_start() {
 }
 PROXY_A= FEED_A= PROXY_B= FEED_B=
 if [ -n "$DOMID" ]; then
-  vchan_start vchan-a client "/local/domain/$DOMID/data/vchan/0/1" A
-  vchan_start vchan-b server "/local/domain/0/data/vchan/$DOMID/2" B
+  vchan_start vchan-a client "/local/domain/$DOMID/data/vchan/0/1" A $VCHAN_BYTES_A
+  vchan_start vchan-b server "/local/domain/0/data/vchan/$DOMID/2" B $VCHAN_BYTES_B
 fi
 if [ -z "$DOMID" ] || [ -z "$PORT" ] || ! xl unpause "$NAME"; then
   result create FAIL "domid='$DOMID' console port='$PORT' or xl unpause failed"
@@ -313,9 +316,9 @@ vchan_verdict() {
   elif [ "$v_guest" != "$v_sum" ]; then
     result $1 FAIL "the guest received CRC-32 $v_guest, dom0 sent CRC-32 $v_sum"
   elif ! cmp -s /tmp/$1.in /tmp/$1.out; then
-    result $1 FAIL "the echo differs from what dom0 sent ($v_got of $VCHAN_BYTES bytes back; $(cmp /tmp/$1.in /tmp/$1.out 2>&1 | head -n 1))"
+    result $1 FAIL "the echo differs from what dom0 sent ($v_got of $(wc -c </tmp/$1.in) bytes back; $(cmp /tmp/$1.in /tmp/$1.out 2>&1 | head -n 1))"
   else
-    result $1 PASS "vchan-socket-proxy (libxenvchan $2) sent $VCHAN_BYTES random bytes, the guest's CRC-32 matches gzip's ($v_sum), the $v_got echoed bytes match; proxy exit $3"
+    result $1 PASS "vchan-socket-proxy (libxenvchan $2) sent $(wc -c </tmp/$1.in) random bytes, the guest's CRC-32 matches gzip's ($v_sum), the $v_got echoed bytes match; proxy exit $3"
   fi
 }
 vchan_verdict vchan-a client "$RC_A"
