@@ -62,7 +62,7 @@ declare -A what=(
   [c2]="step c again with a v2 grant table (status frames mapped with XENMAPIDX_grant_table_status) and FIFO events delivered by upcall (HVMOP_set_evtchn_upcall_vector)"
   [d2]="step d again with v2 (two-stage revocation: flags cleared, then the status frame read)"
   [vchan-a]="xenpv-vchan server in the guest, Xen's vchan-socket-proxy (libxenvchan) as client in dom0: 1 MiB each way, echo and CRC-32 checked"
-  [vchan-b]="the reverse: vchan-socket-proxy serves in dom0, the guest's xenpv-vchan client maps dom0's grant and connects: 1 MiB each way, checked the same"
+  [vchan-b]="the reverse: vchan-socket-proxy serves in dom0, the guest's xenpv-vchan client maps dom0's grant and connects: 256 KiB each way, checked the same"
   [shutdown]="guest powered itself off (SCHEDOP_shutdown poweroff) and its domain is gone"
 )
 
