@@ -79,6 +79,12 @@ boot_fail() {
   finish
 }
 modprobe -a xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs || boot_fail "modprobe"
+# Linux's backends and a bridge with a link-local address, for the guest's
+# network and disk (no guest device uses them yet)
+modprobe -a xen-netback xen-blkback bridge loop || boot_fail "modprobe xen-netback xen-blkback bridge loop"
+brctl addbr xenbr0 && ip addr add 169.254.0.1/16 dev xenbr0 && ip link set xenbr0 up ||
+  boot_fail "bridge xenbr0"
+BACKENDS="netback=$([ -d /sys/bus/xen-backend/drivers/vif ] && echo yes || echo no) blkback=$([ -d /sys/bus/xen-backend/drivers/vbd ] && echo yes || echo no) xenbr0=$(ip -4 -o addr show dev xenbr0 | awk '{ print $4 }')"
 # the devices the dom0 peer of steps c and d uses (devtmpfs creates them)
 for dev in /dev/xen/gntdev /dev/xen/evtchn; do
   [ -c $dev ] || boot_fail "no $dev after modprobe"
@@ -102,7 +108,7 @@ xl info >/tmp/xl-info 2>&1 || {
   show /tmp/xl-info
   boot_fail "xl info"
 }
-result boot PASS "$(awk '/^(xen_version|virt_caps) / { v = $0; sub(/^[^:]*: */, "", v); printf "%s=[%s] ", $1, v }' /tmp/xl-info)"
+result boot PASS "$(awk '/^(xen_version|virt_caps) / { v = $0; sub(/^[^:]*: */, "", v); printf "%s=[%s] ", $1, v }' /tmp/xl-info)$BACKENDS"
 mark dom0-ready
 
 # --- step create: our guest, PVH, kernel = our ELF

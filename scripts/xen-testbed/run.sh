@@ -140,8 +140,11 @@ kpkg=$(apt-cache depends linux-image-amd64 |
 kver=${kpkg#linux-image-}
 mapfile -t dom0_pkgs < <(closure "${dom0_roots[@]}")
 host_pkgs=(xen-hypervisor-4.17-amd64 "$kpkg" qemu-system-x86 qemu-system-common qemu-system-data)
-# Xen's dom0 drivers are modules in Debian's kernel (xenfs needs xen-privcmd)
-dom0_modules=(xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs)
+# Xen's dom0 drivers are modules in Debian's kernel (xenfs needs xen-privcmd);
+# Linux's netback and blkback, the bridge (with stp, llc) and loop are there for
+# the network and disk the guest is to get (issue 11)
+dom0_modules=(xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs
+  xen-netback xen-blkback bridge stp llc loop)
 
 # filename size sha256 for every package, from apt's own index
 apt-get "${apt_opts[@]}" download --print-uris "${host_pkgs[@]}" "${dom0_pkgs[@]}" 2>/dev/null |
