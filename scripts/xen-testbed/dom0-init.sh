@@ -38,13 +38,30 @@ NAME=xtb-guest
 CFG=/etc/xen/$NAME.cfg
 CONSOLE_LOG=/var/log/xen/console/guest-$NAME.log
 XL_LOG=/var/log/xen/xl-$NAME.log
-GUEST_TIMEOUT=180 # seconds from xl unpause until the guest must be gone
+GUEST_TIMEOUT=400 # seconds from xl unpause until the guest must be gone
 PEER_OUT=/tmp/peer.out
 PEER_GRACE=15 # seconds the peer may outlive the guest
 # what the guest expects (examples/pvh-guest/src/vchan.rs): 1 MiB + 4099
 # through vchan-a's 8 KiB rings, 256 KiB + 4099 through vchan-b's 1-2 KiB ones
 VCHAN_BYTES_A=1052675
 VCHAN_BYTES_B=266243
+# steps net-*: the guest's address on xenbr0 (dom0 is 169.254.0.1), the
+# datagrams of net-b, the bytes of net-c's TCP echo (8 MiB + 4099,
+# examples/pvh-guest/src/net.rs)
+GUEST_IP=169.254.0.2
+NET_B_DATAGRAMS=10000
+NET_C_BYTES=8392707
+NET_OUT=/tmp/net.out
+# steps blk-*: xvda is a FAT16 volume in an MBR partition at 1 MiB (for
+# mtools: IMAGE@@OFFSET), KNOWN_BYTES random bytes in KNOWN.BIN and their
+# CRC-32 in KNOWN.CRC; the guest writes WRITTEN_BYTES (4 MiB + 1234,
+# examples/pvh-guest/src/blk.rs) to WRITTEN.BIN; xvdb is read-only
+DISK=/tmp/xvda.img
+RODISK=/tmp/xvdb.img
+PART=$DISK@@1048576
+KNOWN_BYTES=1048579
+WRITTEN_BYTES=4195538
+export MTOOLS_SKIP_CHECK=1
 
 mark() { echo "XTB-MARK $* uptime=$(cut -d' ' -f1 /proc/uptime)"; }
 FAILED=
@@ -111,14 +128,43 @@ xl info >/tmp/xl-info 2>&1 || {
 result boot PASS "$(awk '/^(xen_version|virt_caps) / { v = $0; sub(/^[^:]*: */, "", v); printf "%s=[%s] ", $1, v }' /tmp/xl-info)$BACKENDS"
 mark dom0-ready
 
-# --- step create: our guest, PVH, kernel = our ELF
+# --- the guest's disks (steps blk-*)
+gzcrc() { gzip -c <"$1" | tail -c 8 | od -An -tu4 -N4 | tr -d ' '; }
+disk_fail() {
+  result create FAIL "preparing the disk images: $*"
+  finish
+}
+t_disk=$(cut -d' ' -f1 /proc/uptime)
+truncate -s 64M $DISK || disk_fail truncate
+# MBR: one partition, type 0x06 (FAT16), LBA 2048 to the end (129024 sectors)
+printf '\0\0\0\0\006\0\0\0\0\010\0\0\0\370\001\0' | dd of=$DISK bs=1 seek=446 conv=notrunc 2>/dev/null &&
+  printf '\125\252' | dd of=$DISK bs=1 seek=510 conv=notrunc 2>/dev/null || disk_fail "writing the MBR"
+mkfs.vfat -F 16 -n XTB --offset 2048 -h 2048 $DISK 64512 >/tmp/mkfs.log 2>&1 ||
+  disk_fail "mkfs.vfat: $(tail -n 1 /tmp/mkfs.log)"
+head -c $KNOWN_BYTES /dev/urandom >/tmp/known.bin
+gzcrc /tmp/known.bin >/tmp/known.crc
+mcopy -i $PART /tmp/known.bin ::KNOWN.BIN && mcopy -i $PART /tmp/known.crc ::KNOWN.CRC ||
+  disk_fail "mcopy"
+head -c 1048576 /dev/urandom >$RODISK
+RO_SUM=$(sha256sum <$RODISK)
+# xtb_break=readonly: xvdb is attached writable, so the guest's write is
+# not refused (blk-c must fail)
+RO_ACCESS=ro
+[ "$BREAK" != readonly ] || RO_ACCESS=rw
+mark disks-ready since="$t_disk"
+
+# --- step create: our guest, PVH, kernel = our ELF, a vif on xenbr0 and
+# the two disks (hotplug scripts: /etc/xen/scripts/vif-xtb, block-xtb)
 cat >"$CFG" <<EOF
 name = "$NAME"
 type = "pvh"
 kernel = "/boot/xenpv-pvh-guest"
 cmdline = "${BREAK:+xtb.break=$BREAK}"
-memory = 32
+memory = 64
 vcpus = 1
+vif = [ 'bridge=xenbr0,mac=00:16:3e:58:54:42,script=/etc/xen/scripts/vif-xtb' ]
+disk = [ 'format=raw,vdev=xvda,access=rw,backendtype=phy,script=/etc/xen/scripts/block-xtb,target=$DISK',
+         'format=raw,vdev=xvdb,access=$RO_ACCESS,backendtype=phy,script=/etc/xen/scripts/block-xtb,target=$RODISK' ]
 on_poweroff = "destroy"
 on_reboot = "destroy"
 on_crash = "destroy"
@@ -139,7 +185,7 @@ PORT=$(xenstore-read "/local/domain/$DOMID/console/port" 2>/dev/null)
 # xenconsoled's log, so it starts before the guest runs
 PEER_PID=
 if [ -n "$DOMID" ]; then
-  xtb-dom0-peer --domid "$DOMID" --log "$CONSOLE_LOG" --out "$PEER_OUT" --timeout 150 &
+  xtb-dom0-peer --domid "$DOMID" --log "$CONSOLE_LOG" --out "$PEER_OUT" --timeout 400 &
   PEER_PID=$!
 fi
 # steps vchan-a and vchan-b: one vchan-socket-proxy each, started now. For
@@ -171,6 +217,69 @@ fi
 created=$(cut -d' ' -f1 /proc/uptime)
 result create PASS "domid=$DOMID console-port=$PORT"
 mark guest-created domid="$DOMID"
+
+# --- steps net-a, net-b, net-c (dom0's half), in the background once the
+# guest says its network is up: ping (net-a), the dom0 peer's UDP echo
+# check (net-b), busybox nc through the guest's TCP echo (net-c, the
+# guest closes after NET_C_BYTES); then "XTB-NET-DONE" to the guest's
+# port 9. Progress and the backends' keys go to $NET_OUT.
+GHOME=/local/domain/$DOMID
+# "name: key=value ..." of a frontend and its backend directory
+dev_keys() {
+  echo "$1 frontend: $(xenstore-ls "$GHOME/device/$1/$2" 2>/dev/null | tr -d '"' | awk '$1 !~ /^(backend|backend-id|handle|mac|virtual-device|device-type)$/ { printf "%s=%s ", $1, $3 }')"
+  echo "$1 backend: $(xenstore-ls "/local/domain/0/backend/$1/$DOMID/$2" 2>/dev/null | tr -d '"' | awk '$1 ~ /^(feature-|multi-queue|max-ring|sectors|sector-size|physical-sector|info|mode|discard)/ { printf "%s=%s ", $1, $3 }')"
+}
+net_driver() {
+  i=0
+  until grep -q '^XTB-PEER net ready' "$CONSOLE_LOG" 2>/dev/null; do
+    i=$((i + 1))
+    if [ $i -gt $((GUEST_TIMEOUT * 10)) ] || ! xl domid "$NAME" >/dev/null 2>&1; then
+      echo "never-ready" >>$NET_OUT
+      return
+    fi
+    # for diagnosis, should the guest never get there
+    [ $((i % 100)) != 50 ] || {
+      xenstore-ls -f /local/domain/0/backend
+      ip -o link
+      brctl show
+    } >/tmp/net-diag 2>&1
+    usleep 100000
+  done
+  echo "ready $(cut -d' ' -f1 /proc/uptime)" >>$NET_OUT
+  dev_keys vif 0 >/tmp/keys.vif
+  ping -c 100 -A -W 5 $GUEST_IP >/tmp/ping.out 2>&1
+  echo "ping-rc $? $(cut -d' ' -f1 /proc/uptime)" >>$NET_OUT
+  xtb-dom0-peer udp-echo $GUEST_IP:7 $NET_B_DATAGRAMS net-b >/tmp/net-b.out 2>&1
+  echo "udp-rc $? $(cut -d' ' -f1 /proc/uptime)" >>$NET_OUT
+  head -c $NET_C_BYTES /dev/urandom >/tmp/net-c.in
+  mkfifo /tmp/net-c.fifo
+  {
+    cat /tmp/net-c.in
+    exec sleep $GUEST_TIMEOUT
+  } >/tmp/net-c.fifo &
+  feeder=$!
+  t0=$(cut -d' ' -f1 /proc/uptime)
+  timeout 150 nc $GUEST_IP 7 </tmp/net-c.fifo >/tmp/net-c.out 2>/tmp/net-c.err
+  rc=$?
+  t1=$(cut -d' ' -f1 /proc/uptime)
+  kill $feeder 2>/dev/null
+  echo "nc-rc $rc $t0 $t1" >>$NET_OUT
+  for k in 1 2 3; do
+    xtb-dom0-peer udp-send $GUEST_IP:9 XTB-NET-DONE
+    usleep 300000
+  done
+  echo "done $(cut -d' ' -f1 /proc/uptime)" >>$NET_OUT
+  # the vbd keys, once the guest has read the disk
+  i=0
+  until grep -q '^XTB-PEER blk-a' "$CONSOLE_LOG" 2>/dev/null || [ $i -gt 1200 ]; do
+    i=$((i + 1))
+    usleep 100000
+  done
+  dev_keys vbd 51712 >/tmp/keys.vbd
+}
+: >$NET_OUT
+net_driver &
+NET_PID=$!
 
 # --- step b (dom0's half), while the guest runs: the guest writes
 # data/xenpv-test through its xenstore ring and waits for our ack; libxl
@@ -254,6 +363,13 @@ vchan_stop "$PROXY_B" "$FEED_B"
 RC_B=$VCHAN_RC
 mark vchan-done rc-a="$RC_A" rc-b="$RC_B"
 
+kill $NET_PID 2>/dev/null
+# what both ends of the vif and the vbds wrote (saved while the guest lived)
+# (printed once)
+for f in /tmp/keys.vif /tmp/keys.vbd; do
+  [ ! -s $f ] || sed 's/^/XTB-FEATURES /' $f
+done
+
 # --- step a: what xenconsoled read from the guest's console ring
 expect=/tmp/console.expected
 {
@@ -329,6 +445,81 @@ vchan_verdict() {
 }
 vchan_verdict vchan-a client "$RC_A"
 vchan_verdict vchan-b server "$RC_B"
+
+# --- steps net-a, net-b, net-c: dom0's tools' results, the guest's CRC-32
+# of what it received through TCP
+show $NET_OUT
+if ! grep -q '^ready' $NET_OUT; then
+  for s in net-a net-b net-c; do result $s FAIL "the guest never said 'net ready' on its console"; done
+  show /tmp/net-diag
+else
+  sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' /tmp/ping.out)
+  got=$(sed -n 's/.* \([0-9]*\) packets received.*/\1/p' /tmp/ping.out)
+  if [ "$sent" = 100 ] && [ "$got" = 100 ]; then
+    result net-a PASS "ping: 100 echo requests, 100 replies (ARP resolved): $(grep 'round-trip' /tmp/ping.out)"
+  else
+    result net-a FAIL "ping: '$(tail -n 2 /tmp/ping.out | tr '\n' ' ')'"
+  fi
+  v=$(grep -m 1 '^XTB-RESULT net-b ' /tmp/net-b.out)
+  case "$v" in
+    "XTB-RESULT net-b PASS "*) echo "$v" ;;
+    "XTB-RESULT net-b FAIL "*)
+      echo "$v"
+      FAILED=1
+      ;;
+    *) result net-b FAIL "the dom0 peer gave no verdict: $(tail -c 200 /tmp/net-b.out)" ;;
+  esac
+  line=$(grep -a -m 1 '^XTB-PEER net-c ' "$CONSOLE_LOG")
+  want=$(gzcrc /tmp/net-c.in)
+  nc_line=$(grep '^nc-rc' $NET_OUT)
+  secs=$(echo "$nc_line" | awk '{ printf "%.1f", $4 - $3 }')
+  if [ -z "$line" ]; then
+    result net-c FAIL "no XTB-PEER net-c line from the guest ($nc_line: $(head -c 200 /tmp/net-c.err))"
+  elif [ "${line##*crc32=}" != "$want" ]; then
+    result net-c FAIL "the guest received CRC-32 ${line##*crc32=}, dom0 sent CRC-32 $want"
+  elif ! cmp -s /tmp/net-c.in /tmp/net-c.out; then
+    result net-c FAIL "the echo differs from what nc sent ($(wc -c </tmp/net-c.out) of $NET_C_BYTES bytes back; $(cmp /tmp/net-c.in /tmp/net-c.out 2>&1 | head -n 1))"
+  else
+    result net-c PASS "busybox nc sent $NET_C_BYTES random bytes through the guest's TCP echo and got them back in ${secs}s, the guest's CRC-32 matches gzip's ($want)"
+  fi
+fi
+
+# --- steps blk-a, blk-b, blk-c: the guest's CRC-32s, and the images after
+# the guest is gone (mtools, fsck.fat, the read-only image's hash)
+line=$(grep -a -m 1 '^XTB-PEER blk-a ' "$CONSOLE_LOG")
+if [ -z "$line" ]; then
+  result blk-a FAIL "no XTB-PEER blk-a line from the guest"
+elif [ "${line##*crc32=}" != "$(cat /tmp/known.crc)" ]; then
+  result blk-a FAIL "the guest read CRC-32 ${line##*crc32=}, KNOWN.BIN has $(cat /tmp/known.crc)"
+else
+  result blk-a PASS "the guest read KNOWN.BIN ($KNOWN_BYTES random bytes, mkfs.vfat + mcopy) with CRC-32 $(cat /tmp/known.crc)"
+fi
+line=$(grep -a -m 1 '^XTB-PEER blk-b ' "$CONSOLE_LOG")
+xtb-dom0-peer pattern $WRITTEN_BYTES >/tmp/written.expect
+rm -f /tmp/written.bin
+mcopy -i $PART ::WRITTEN.BIN /tmp/written.bin >/tmp/mcopy.err 2>&1
+dd if=$DISK of=/tmp/part.img bs=1M skip=1 2>/dev/null
+fsck.fat -n /tmp/part.img >/tmp/fsck.out 2>&1
+fsck_rc=$?
+rm -f /tmp/part.img
+if [ -z "$line" ]; then
+  result blk-b FAIL "no XTB-PEER blk-b line from the guest"
+elif [ ! -f /tmp/written.bin ]; then
+  result blk-b FAIL "mcopy finds no WRITTEN.BIN: $(head -c 200 /tmp/mcopy.err)"
+elif ! cmp -s /tmp/written.expect /tmp/written.bin; then
+  result blk-b FAIL "WRITTEN.BIN differs from the pattern ($(wc -c </tmp/written.bin) of $WRITTEN_BYTES bytes; $(cmp /tmp/written.expect /tmp/written.bin 2>&1 | head -n 1))"
+elif [ "${line##*crc32=}" != "$(gzcrc /tmp/written.bin)" ]; then
+  result blk-b FAIL "the guest reports CRC-32 ${line##*crc32=}, WRITTEN.BIN has $(gzcrc /tmp/written.bin)"
+elif [ $fsck_rc != 0 ]; then
+  result blk-b FAIL "fsck.fat -n found problems: $(tail -n 3 /tmp/fsck.out | tr '\n' ' ')"
+else
+  result blk-b PASS "mcopy read WRITTEN.BIN: $WRITTEN_BYTES bytes, the expected pattern, CRC-32 as the guest says; fsck.fat -n clean"
+fi
+if [ "$(sha256sum <$RODISK)" != "$RO_SUM" ]; then
+  result blk-c FAIL "the read-only image changed"
+else
+  result blk-c PASS "xvdb (access=$RO_ACCESS) unchanged"
+fi
 
 # --- step shutdown: gone, because it asked for poweroff (reason code 0)
 reason=$(sed -n 's/.*shut down, reason code \([0-9]*\).*/\1/p' "$XL_LOG" 2>/dev/null | head -n 1)

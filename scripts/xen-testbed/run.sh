@@ -21,6 +21,11 @@
 #                               do: dom0 maps the grant again, step d must FAIL
 #   XEN_TESTBED_BREAK=vchan     make the guest flip one byte of its vchan echoes:
 #                               steps vchan-a and vchan-b must FAIL
+#   XEN_TESTBED_BREAK=udp       make the guest corrupt one UDP echo: net-b must FAIL
+#   XEN_TESTBED_BREAK=flush     make the guest skip its write-back and flush
+#                               after writing WRITTEN.BIN: blk-b must FAIL
+#   XEN_TESTBED_BREAK=readonly  attach xvdb writable, so the guest's write to
+#                               it is not refused: blk-c must FAIL
 #   XEN_TESTBED_BREAK=shutdown  make the guest halt with interrupts off instead
 #                               of powering off: step shutdown must FAIL
 #   XEN_TESTBED_TIMEOUT=600     seconds for the whole run (the boot gets what
@@ -50,7 +55,7 @@ break_mode=${XEN_TESTBED_BREAK:-}
 run=$cache/run
 
 # Scenario steps, in order, and what each proves.
-steps=(boot create entry a b c d c2 d2 vchan-a vchan-b shutdown)
+steps=(boot create entry a b c d vchan-a vchan-b net-a net-b net-c blk-a blk-b blk-c c2 d2 shutdown)
 declare -A what=(
   [boot]="Xen + Linux dom0 up under QEMU TCG, toolstack ready (oxenstored, xenconsoled, xl)"
   [create]="xl create type=pvh loaded our ELF (Xen notes, PHYS32 entry) and started it"
@@ -63,6 +68,12 @@ declare -A what=(
   [d2]="step d again with v2 (two-stage revocation: flags cleared, then the status frame read)"
   [vchan-a]="xenpv-vchan server in the guest, Xen's vchan-socket-proxy (libxenvchan) as client in dom0: 1 MiB each way, echo and CRC-32 checked"
   [vchan-b]="the reverse: vchan-socket-proxy serves in dom0, the guest's xenpv-vchan client maps dom0's grant and connects: 256 KiB each way, checked the same"
+  [net-a]="netfront + smoltcp against Linux netback on dom0's bridge: dom0 pings the guest (ARP, 100 ICMP echoes)"
+  [net-b]="UDP echo: dom0 sends 10,000 datagrams of 64-1472 bytes, the guest checks and echoes each, dom0 checks every byte"
+  [net-c]="TCP echo: busybox nc sends 8 MiB through the guest's smoltcp echo, both ends compare CRC-32s, dom0 the bytes"
+  [blk-a]="blkfront against Linux blkback (loop device): the guest reads KNOWN.BIN from dom0's mkfs.vfat + mtools image through embedded-sdmmc"
+  [blk-b]="the guest writes 4 MiB WRITTEN.BIN (write-back cache, multi-segment requests), flushes; dom0 checks it with mtools and fsck.fat"
+  [blk-c]="read-only xvdb: the guest's write fails locally with a typed error, the image is unchanged"
   [shutdown]="guest powered itself off (SCHEDOP_shutdown poweroff) and its domain is gone"
 )
 
@@ -86,7 +97,7 @@ logged() {
 
 [ "$(id -u)" = 0 ] || die "run as root (apt-get, dpkg -x with ownership, chroot)"
 command -v apt-get >/dev/null || die "needs a Debian (bookworm) machine"
-case "$break_mode" in "" | console | xenstore | grant | revoke | vchan | shutdown) ;; *) die "XEN_TESTBED_BREAK=$break_mode: 'console', 'xenstore', 'grant', 'revoke', 'vchan' or 'shutdown'" ;; esac
+case "$break_mode" in "" | console | xenstore | grant | revoke | vchan | udp | flush | readonly | shutdown) ;; *) die "XEN_TESTBED_BREAK=$break_mode: 'console', 'xenstore', 'grant', 'revoke', 'vchan', 'udp', 'flush', 'readonly' or 'shutdown'" ;; esac
 mkdir -p "$cache/debs" "$run"
 rm -f "$run"/*.log
 export DEBIAN_FRONTEND=noninteractive
@@ -118,7 +129,7 @@ command -v cargo >/dev/null || die "cargo not found (the Rust toolchain builds t
 # dom0 runs the Xen toolstack from Debian's packages, unpacked with dpkg -x
 # (no maintainer scripts, no debootstrap): the packages below plus the
 # libraries they depend on, transitively. busybox supplies the shell and tools.
-dom0_roots=(xen-utils-4.17 xen-utils-common xenstore-utils busybox-static)
+dom0_roots=(xen-utils-4.17 xen-utils-common xenstore-utils busybox-static dosfstools mtools)
 closure() { # one apt-cache call per level of the dependency tree (each costs ~1 s)
   local -A seen=()
   local level=("$@") next kind dep p
@@ -290,6 +301,8 @@ overlay=$run/overlay
 rm -rf "$overlay"
 mkdir -p "$overlay/boot" "$overlay/usr/bin"
 install -m 755 "$here/dom0-init.sh" "$overlay/init"
+install -D -m 755 "$here/hotplug/vif-xtb" "$overlay/etc/xen/scripts/vif-xtb"
+install -D -m 755 "$here/hotplug/block-xtb" "$overlay/etc/xen/scripts/block-xtb"
 install -m 755 "$peer" "$overlay/usr/bin/xtb-dom0-peer"
 install -m 644 "$guest" "$overlay/boot/xenpv-pvh-guest"
 (cd "$overlay" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$run/overlay.cpio"
@@ -371,7 +384,7 @@ guest_says() { grep -a -m 1 -E "$guest_re$1" "$serial" | sed -E "s/.*xenpv-pvh-g
 guest_fail=$(guest_says "FAIL")
 
 declare -A verdict=() detail=()
-for s in boot create a b c d c2 d2 vchan-a vchan-b shutdown; do
+for s in boot create a b c d c2 d2 vchan-a vchan-b net-a net-b net-c blk-a blk-b blk-c shutdown; do
   v=$(dom0_says "$s")
   case "$v" in
     PASS*) verdict[$s]=PASS detail[$s]=${v#PASS } ;;
@@ -407,7 +420,7 @@ fi
 # and was told) and the guest (what it read, what Xen showed it); so is
 # vchan-a and vchan-b (dom0 compared the echo and the CRC-32s, the guest
 # finished).
-for s in c d c2 d2 vchan-a vchan-b; do
+for s in c d c2 d2 vchan-a vchan-b net-a net-b net-c blk-a blk-b blk-c; do
   if [ "${verdict[$s]}" = PASS ] && [ -z "$(guest_says "RESULT $s PASS")" ]; then
     why=${guest_fail:-"no RESULT $s PASS line"}
     verdict[$s]=FAIL detail[$s]="dom0 passed it but the guest did not: $why"
@@ -431,15 +444,18 @@ t_d=$(at "XTB-PEER-DOM0 .* verdict d ")
 t_d2=$(at "XTB-PEER-DOM0 .* verdict d2 ")
 t_vchan=$(at "$guest_re""RESULT vchan-a ")
 t_vchan_b=$(at "$guest_re""RESULT vchan-b ")
+t_net=$(at "$guest_re""RESULT net-c ")
+t_blk=$(at "$guest_re""RESULT blk-c ")
 t_done=$(at "XTB-MARK scenario-done")
 echo
 echo "timeline (s since QEMU start): qemu 0 -> Xen banner ${t_banner:-?} -> dom0 ready ${t_dom0:-?}" \
-  "-> guest running ${t_guest:-?} -> b ${t_b:-?} -> gref announced ${t_announce:-?} -> c ${t_c:-?} -> d ${t_d:-?} -> vchan-a ${t_vchan:-?} -> vchan-b ${t_vchan_b:-?} -> d2 ${t_d2:-?}" \
+  "-> guest running ${t_guest:-?} -> b ${t_b:-?} -> gref announced ${t_announce:-?} -> c ${t_c:-?} -> d ${t_d:-?} -> vchan-a ${t_vchan:-?} -> vchan-b ${t_vchan_b:-?} -> net ${t_net:-?} -> blk ${t_blk:-?} -> d2 ${t_d2:-?}" \
   "-> scenario done ${t_done:-?} -> QEMU exit $boot_secs"
 cache_mib=$(du -sm "$cache" | cut -f1)
 echo "guest image: $guest_file bytes on disk, $guest_loaded bytes loaded (PT_LOAD memsz);" \
   "packages $((download_bytes / 1048576)) MiB; cache $cache_mib MiB ($cache)"
 echo "serial log: $serial"
+grep -a 'XTB-FEATURES ' "$serial" | sed 's/.*XTB-FEATURES /negotiated: /' || true
 echo
 failed=0
 for s in "${steps[@]}"; do

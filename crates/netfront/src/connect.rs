@@ -138,7 +138,8 @@ type Prepared<T> = (Vec<Offer<T>>, PeerLink, BackendFeatures, [u8; 6], u16);
 /// `InitWait`, its features are read (no `feature-rx-copy`: refused), the
 /// `mac` (validated) and `mtu` are read from the frontend directory, the
 /// queues are granted and offered, and the keys are published in one
-/// transaction with `Initialised`: `tx-ring-ref`, `rx-ring-ref`,
+/// transaction with `Connected`, as Linux's netfront does (Linux's netback
+/// waits for that, not for `Initialised`): `tx-ring-ref`, `rx-ring-ref`,
 /// `event-channel` (or `event-channel-tx` and `event-channel-rx` when split)
 /// (under `queue-N/` with `multi-queue-num-queues` when
 /// there are several queues), `request-rx-copy`, `feature-rx-notify`,
@@ -166,7 +167,8 @@ impl<T: TableHandle> Connector<T> {
     /// `token` names its xenstore watches.
     pub fn new(table: T, dir: &str, token: &str, config: ConnectConfig) -> Self {
         Self {
-            fe: Frontend::new(dir, token),
+            // Linux's netback connects only once the frontend is Connected.
+            fe: Frontend::new(dir, token).connect_on_publish(),
             table,
             config,
             prepared: None,

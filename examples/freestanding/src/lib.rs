@@ -4,8 +4,8 @@
 //! `#![no_main]` binary must supply itself and no xenpv crate provides,
 //! because a unikernel brings its own.
 //!
-//! * `memset`, `memcpy`, `memmove`, `memcmp`, `bcmp` and
-//!   `rust_eh_personality` as linker symbols: depend on this crate and
+//! * `memset`, `memcpy`, `memmove`, `memcmp`, `bcmp`, `rust_eh_personality`
+//!   and `_Unwind_Resume` as linker symbols: depend on this crate and
 //!   `use xenpv_freestanding as _;` (or use any item of it).
 //! * [`BumpAllocator`]: a never-freeing `#[global_allocator]`.
 //! * [`pvh_entry!`] (feature `pvh`, x86_64): the Xen ELF notes and the 32-bit
@@ -26,7 +26,7 @@ mod mem;
 mod pvh;
 
 pub use alloc::{BumpAllocator, MAX_ALIGN};
-pub use mem::{bcmp, memcmp, memcpy, memmove, memset, rust_eh_personality};
+pub use mem::{_Unwind_Resume, bcmp, memcmp, memcpy, memmove, memset, rust_eh_personality};
 
 #[cfg(all(feature = "pvh", target_arch = "x86_64"))]
 #[doc(hidden)]

@@ -7,6 +7,16 @@
 #[unsafe(no_mangle)]
 pub extern "C" fn rust_eh_personality() {}
 
+/// The prebuilt `alloc` names this in its landing pads (string formatting,
+/// for one); with panic=abort no unwinding ever starts, so it is never
+/// reached.
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
 // The C library functions compiler-generated code calls. Volatile accesses
 // keep LLVM from turning the loops back into calls to themselves.
 /// # Safety

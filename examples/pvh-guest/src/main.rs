@@ -29,15 +29,18 @@ macro_rules! dprintln {
     }};
 }
 
+mod blk;
+mod net;
 mod peer;
 mod store;
 mod vchan;
 
 use core::ptr::NonNull;
 
+use linked_list_allocator::LockedHeap;
 use xenpv_console::{Console, Wait};
 use xenpv_evtchn::Upcall;
-use xenpv_freestanding::{BumpAllocator, interrupts};
+use xenpv_freestanding::interrupts;
 use xenpv_platform::pool::PagePool;
 use xenpv_platform::x86_64::{HypercallPage, PhysMap, PvhStartInfo, Tsc, X86Platform, XenCpuid};
 use xenpv_platform::{BootRing, BootRingPage, PAGE_SIZE};
@@ -45,9 +48,14 @@ use xenpv_sys::sched::ShutdownReason;
 
 xenpv_freestanding::pvh_entry!(main = pvh_main, name = "xenpv-pvh-guest", stack = 64 * 1024);
 
-/// The heap the xenstore client needs (feature `alloc`); never frees.
+/// The heap: the xenstore client's strings, smoltcp's socket buffers,
+/// the block cache (set up in `run`, from [`HEAP_SPACE`]).
 #[global_allocator]
-static HEAP: BumpAllocator<{ 96 * 1024 }> = BumpAllocator::new();
+static HEAP: LockedHeap = LockedHeap::empty();
+/// Bytes of the heap.
+const HEAP_BYTES: usize = 16 << 20;
+/// The heap's memory.
+static mut HEAP_SPACE: [u8; HEAP_BYTES] = [0; HEAP_BYTES];
 
 #[repr(C, align(4096))]
 struct Page([u8; PAGE_SIZE]);
@@ -56,7 +64,11 @@ struct Page([u8; PAGE_SIZE]);
 static mut HYPERCALL_PAGE: Page = Page([0; PAGE_SIZE]);
 /// Pages the platform hands to the driver crates (grant pages, the grant
 /// table's bookkeeping, ...).
-const POOL_PAGES: usize = 16;
+/// (netfront's TX and RX pools and rings, blkfront's bounce pools, rings
+/// and indirect pages, the grant tables' bookkeeping).
+const POOL_PAGES: usize = 512;
+/// Bitmap words of the pool (64 pages each).
+const POOL_WORDS: usize = POOL_PAGES / 64;
 static mut POOL: [Page; POOL_PAGES] = [const { Page([0; PAGE_SIZE]) }; POOL_PAGES];
 /// Guest frames for Xen to map into: shared_info, then the grant table,
 /// which reserves room for as many frames as Xen allows (32 with libxl 4.17).
@@ -75,7 +87,7 @@ fn on_upcall() {
     UPCALL.raise();
 }
 
-type Guest = X86Platform<1>;
+type Guest = X86Platform<POOL_WORDS>;
 /// The console of steps a, c and d.
 type GuestConsole<'p, W> = Console<&'p Guest, BootRingPage<'p>, W>;
 
@@ -117,7 +129,8 @@ struct Options {
 impl Options {
     fn parse(cmdline: &[u8]) -> Self {
         let modes = [
-            "console", "xenstore", "grant", "revoke", "vchan", "shutdown",
+            "console", "xenstore", "grant", "revoke", "vchan", "udp", "flush", "readonly",
+            "shutdown",
         ];
         let word = cmdline
             .split(|&b| b == b' ')
@@ -144,6 +157,8 @@ struct Env<'p> {
     platform: &'p Guest,
     hypercalls: HypercallPage,
     tsc: Tsc,
+    /// The TSC when the guest entered Rust.
+    boot: u64,
     domid: Option<u16>,
     options: Options,
 }
@@ -191,6 +206,11 @@ extern "C" fn pvh_main(start_info_pa: u64) -> ! {
 
 /// The bring-up, then the scenario.
 fn run(start_info_pa: u64) -> Result<Options, Fail> {
+    let boot = xenpv_platform::x86_64::rdtsc();
+    let heap = (&raw mut HEAP_SPACE).cast::<u8>();
+    // SAFETY: HEAP_SPACE is used by nothing but the heap, which is set up
+    // once, here, before the first allocation.
+    unsafe { HEAP.lock().init(heap, HEAP_BYTES) };
     let xen = XenCpuid::detect().ok_or("no Xen signature in CPUID 0x40000000-0x4000ff00")?;
     let tsc = Tsc::new(xen.tsc_khz().unwrap_or(1_000_000));
     let ((major, minor), base, domid) = (xen.version(), xen.base(), xen.domid());
@@ -222,7 +242,7 @@ fn run(start_info_pa: u64) -> Result<Options, Fail> {
         .ok_or("no free guest frames for the platform window")?;
     let pool_base = NonNull::new((&raw mut POOL).cast::<u8>()).ok_or("null pool")?;
     // SAFETY: POOL is page-aligned static RAM used only through the pool.
-    let pool = unsafe { PagePool::<1>::new(pool_base, POOL_PAGES) }.ok_or("bad pool")?;
+    let pool = unsafe { PagePool::<POOL_WORDS>::new(pool_base, POOL_PAGES) }.ok_or("bad pool")?;
     // SAFETY: the pool's pages are RAM mapped by `phys`; the window's frames
     // hold no RAM, overlap no memory-map region (unpopulated_window), lie
     // below 4 GiB (mapped by `phys`) and nothing else uses them; the console
@@ -241,6 +261,7 @@ fn run(start_info_pa: u64) -> Result<Options, Fail> {
         platform: &platform,
         hypercalls,
         tsc,
+        boot,
         domid,
         options,
     };
@@ -252,6 +273,8 @@ fn run(start_info_pa: u64) -> Result<Options, Fail> {
     // good), a new 2-level instance would see no events.
     vchan::step_vchan_a(&env, &mut console)?;
     vchan::step_vchan_b(&env, &mut console)?;
+    net::steps_net(&env, &mut console)?;
+    blk::steps_blk(&env, &mut console)?;
     peer::steps_c_d(&env, &mut console, v2)?;
     Ok(options)
 }

@@ -52,7 +52,7 @@ struct Xs<'p, W> {
 }
 
 /// The wait hook of [`connect`].
-trait WaitHook: FnMut() -> Result<(), TransportError> {}
+pub trait WaitHook: FnMut() -> Result<(), TransportError> {}
 impl<F: FnMut() -> Result<(), TransportError>> WaitHook for F {}
 
 /// A client on the store ring, its port adopted by `events` so that the
@@ -202,12 +202,13 @@ pub fn step_b(env: &Env<'_>) -> Result<(), Fail> {
             Err(e) => return Err(xs_err("wait for the ack")(e)),
         }
     };
+    // (One lock at a time: a guard lives to the end of its statement.)
+    let used = crate::HEAP.lock().used();
+    let size = crate::HEAP.lock().size();
     dprintln!(
-        "step b: dom0 acknowledged after {} ms: '{ack}' ({} requests, heap {} of {} bytes used)",
+        "step b: dom0 acknowledged after {} ms: '{ack}' ({} requests, heap {used} of {size} bytes used)",
         env.tsc.ms_since(start),
         xs.stats().requests,
-        crate::HEAP.used(),
-        crate::HEAP.capacity()
     );
     // (Xen splits debug-port lines at about 200 characters: keep this short.)
     dprintln!(
@@ -215,4 +216,27 @@ pub fn step_b(env: &Env<'_>) -> Result<(), Fail> {
         env.options.note("xenstore", "a lie")
     );
     Ok(())
+}
+
+/// A client on the store ring whose wait hook only yields to dom0 (for at
+/// least 1 ms per wait), for steps that need their event channels
+/// for drivers at the same time: the ring is polled, the store port's
+/// events are left alone. An operation gives up after about 30 s.
+pub fn plain_client<'p, 'e>(
+    env: &'e Env<'p>,
+) -> Result<Client<StoreTransport<BootRingPage<'p>, &'p Guest, impl WaitHook + 'e>>, Fail> {
+    let ring = StoreRing::open(env.platform)?;
+    let wait = move || {
+        let deadline = env.tsc.deadline_ms(1);
+        while !deadline.passed() {
+            env.yield_now();
+        }
+        Ok(())
+    };
+    let config = Config {
+        max_waits: 30_000,
+        ..Config::DEFAULT
+    };
+    ring.connect(env.platform, wait, config)
+        .map_err(|_| Fail("bad xenstore ring".into()))
 }

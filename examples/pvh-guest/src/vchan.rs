@@ -36,10 +36,16 @@ const DEADLINE_MS: u64 = 120_000;
 
 /// CRC-32 as gzip and zlib compute it (reflected, polynomial 0xEDB88320):
 /// dom0 takes the same from the trailer of `gzip -c` of what it sent.
-struct Crc32(u32);
+pub struct Crc32(u32);
 
 impl Crc32 {
-    fn update(&mut self, data: &[u8]) {
+    /// Nothing summed yet.
+    pub fn new() -> Self {
+        Self(!0)
+    }
+
+    /// Adds `data`.
+    pub fn update(&mut self, data: &[u8]) {
         for &b in data {
             self.0 ^= u32::from(b);
             for _ in 0..8 {
@@ -48,7 +54,8 @@ impl Crc32 {
         }
     }
 
-    fn finish(&self) -> u32 {
+    /// The CRC-32 of everything added.
+    pub fn finish(&self) -> u32 {
         !self.0
     }
 }
@@ -80,7 +87,7 @@ fn echo<S: Stream>(
         }
         Ok(())
     };
-    let (mut sum, mut buf, mut echoed) = (Crc32(!0), [0u8; 2048], 0usize);
+    let (mut sum, mut buf, mut echoed) = (Crc32::new(), [0u8; 2048], 0usize);
     while echoed < total {
         let want = buf.len().min(total - echoed);
         let n = s.read(&mut buf[..want])?;

@@ -152,8 +152,16 @@ impl Backend {
                         watch_peer(xs, &state_path, &self.token)?;
                         self.watching = Some(state_path);
                     }
-                    self.frontend = Some(link);
+                    // The frontend's state before we offer InitWait: one
+                    // not yet Connected is fresh, and may then go straight
+                    // to Connected (as Linux's netfront does). One already
+                    // Connected was connected to an earlier backend.
                     self.seen = XenbusState::Unknown;
+                    match peer_state(xs, &link.path)? {
+                        XenbusState::Connected => {}
+                        s => advance(&mut self.seen, s),
+                    }
+                    self.frontend = Some(link);
                     let dir = self.dir.clone();
                     xs.transaction(|tx| {
                         for (k, v) in features {
@@ -168,12 +176,13 @@ impl Backend {
                 }
                 BackPhase::WaitFrontend => {
                     let link = self.frontend.clone().ok_or(XenbusError::PeerVanished)?;
-                    if self.seen.raw() < XenbusState::Initialised.raw()
+                    if self.seen == XenbusState::Unknown
                         && peer_state(xs, &link.path)? == XenbusState::Connected
                     {
                         // Connected to an earlier backend (this one crashed
-                        // and was re-created): its keys are stale. Wait for
-                        // the frontend to notice us and start over.
+                        // and was re-created) and never seen otherwise: its
+                        // keys are stale. Wait for the frontend to notice us
+                        // and start over.
                         return Ok(BackStatus::Waiting(self.phase));
                     }
                     let state = self.check_frontend(xs)?;

@@ -24,7 +24,8 @@ pub enum FrontPhase {
     /// `Closing` written, leading it through `Closing`/`Closed` before
     /// starting over.
     Resetting,
-    /// Keys published, `Initialised`; waiting for the backend to connect.
+    /// Keys published, `Initialised` (or already `Connected`); waiting for
+    /// the backend to connect.
     Published,
     /// Both ends `Connected`.
     Connected,
@@ -57,6 +58,9 @@ pub struct Frontend {
     /// Set when a [`poll_backend_ready`](Self::poll_backend_ready) reached
     /// the point of publishing (backend in `InitWait`).
     ready: bool,
+    /// The state written with the keys: `Initialised`, or `Connected`
+    /// ([`connect_on_publish`](Self::connect_on_publish)).
+    publish: XenbusState,
 }
 
 /// What [`Frontend::poll`] reached.
@@ -83,7 +87,23 @@ impl Frontend {
             ready: false,
             phase: FrontPhase::Probe,
             seen: XenbusState::Unknown,
+            publish: XenbusState::Initialised,
         }
+    }
+
+    /// Writes `Connected` instead of `Initialised` with the keys, as
+    /// Linux's netfront does: Linux's netback ignores `Initialised` and
+    /// connects only once the frontend says `Connected`. (Block backends
+    /// connect on `Initialised`; the default suits them.)
+    ///
+    /// ```
+    /// let fe = xenpv_xenstore::xenbus::Frontend::new("device/vif/0", "vif0").connect_on_publish();
+    /// assert_eq!(fe.phase(), xenpv_xenstore::xenbus::FrontPhase::Probe);
+    /// ```
+    #[must_use]
+    pub fn connect_on_publish(mut self) -> Self {
+        self.publish = XenbusState::Connected;
+        self
     }
 
     /// Where the handshake is.
@@ -149,7 +169,8 @@ impl Frontend {
 
     /// Advances the handshake as far as possible without waiting.
     ///
-    /// `keys` are written, with the state `Initialised`, in one transaction
+    /// `keys` are written, with the state `Initialised` (or `Connected`, see
+    /// [`connect_on_publish`](Self::connect_on_publish)), in one transaction
     /// once the backend is in `InitWait` (retried on `EAGAIN`); values are
     /// relative to the device directory (`ring-ref`, `event-channel`, ...).
     pub fn poll<T: Transport>(
@@ -243,7 +264,7 @@ impl Frontend {
                     };
                     let dir = self.dir.clone();
                     let backend = self.backend.clone().ok_or(XenbusError::PeerVanished)?;
-                    let seen = self.seen;
+                    let (seen, publish) = (self.seen, self.publish);
                     let mut peer_err = None;
                     xs.transaction(|tx| {
                         peer_err = None;
@@ -268,10 +289,7 @@ impl Frontend {
                         for (k, v) in keys {
                             tx.write(&format!("{dir}/{k}"), v.as_bytes())?;
                         }
-                        tx.write(
-                            &format!("{dir}/state"),
-                            XenbusState::Initialised.as_decimal_str().as_bytes(),
-                        )
+                        tx.write(&format!("{dir}/state"), publish.as_decimal_str().as_bytes())
                     })
                     .map_err(|e| peer_err.take().unwrap_or(XenbusError::Store(e)))?;
                     self.phase = FrontPhase::Published;
@@ -281,7 +299,9 @@ impl Frontend {
                     if state != XenbusState::Connected {
                         return Ok(FrontStatus::Waiting(self.phase));
                     }
-                    write_state(xs, &self.dir, XenbusState::Connected)?;
+                    if self.publish != XenbusState::Connected {
+                        write_state(xs, &self.dir, XenbusState::Connected)?;
+                    }
                     self.phase = FrontPhase::Connected;
                 }
                 FrontPhase::Connected => {

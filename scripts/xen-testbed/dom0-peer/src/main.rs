@@ -30,6 +30,8 @@
 //! PASS|FAIL <detail>` line in the `--out` file (progress goes to stdout,
 //! dom0's console, too).
 
+mod net;
+
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -653,11 +655,16 @@ fn run(args: &Args, out: &mut Out, r: &Round) -> Result<(), ()> {
 }
 
 fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(code) = net::subcommand(&argv) {
+        std::process::exit(code);
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("xtb-dom0-peer: {e}");
             eprintln!("usage: xtb-dom0-peer --domid N --log FILE [--out FILE] [--timeout SECS]");
+            eprintln!("       xtb-dom0-peer udp-echo ADDR:PORT COUNT STEP | udp-send ADDR:PORT TEXT | pattern LEN");
             std::process::exit(2);
         }
     };

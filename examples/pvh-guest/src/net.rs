@@ -1,0 +1,310 @@
+//! Steps (net-a, net-b, net-c): smoltcp over `xenpv_netfront`, connected to
+//! Linux's xen-netback in dom0 (the vif on dom0's bridge `xenbr0`). The
+//! guest is 169.254.0.2/16 and serves until dom0 says it is done (a UDP
+//! datagram [`DONE`] to port [`CONTROL_PORT`]):
+//!
+//! * net-a: ARP and ICMP echo, answered by smoltcp (dom0 pings);
+//! * net-b: UDP echo on port [`ECHO_PORT`]; every datagram follows
+//!   [`udp_byte`] (dom0's peer sends them, checks the echoes byte for byte),
+//!   and the guest checks every one it receives too;
+//! * net-c: TCP echo on port [`ECHO_PORT`] of [`TCP_TOTAL`] bytes (dom0's
+//!   busybox `nc`), then the guest closes; it reports the CRC-32 of what it
+//!   received on the console (`XTB-PEER net-c ...`) for dom0 to compare.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use smoltcp::iface::{Config as IfConfig, Interface, SocketSet, SocketStorage};
+use smoltcp::socket::{tcp, udp};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+use xenpv_console::Wait;
+use xenpv_evtchn::{Config as EvConfig, EventChannels};
+use xenpv_grant::{Config, GrantTable};
+use xenpv_netfront::{ConnectConfig, Connector, NetDevice};
+use xenpv_xenstore::Store as _;
+
+use crate::peer::Events;
+use crate::vchan::Crc32;
+use crate::{Env, Fail, Guest, GuestConsole, fail};
+
+/// The guest's address on dom0's bridge (dom0 is 169.254.0.1).
+pub const ADDRESS: [u8; 4] = [169, 254, 0, 2];
+/// UDP and TCP echo port.
+pub const ECHO_PORT: u16 = 7;
+/// Where dom0 sends [`DONE`].
+pub const CONTROL_PORT: u16 = 9;
+/// dom0's "all network steps are over".
+const DONE: &[u8] = b"XTB-NET-DONE";
+/// Bytes dom0 sends through the TCP echo: 8 MiB and an odd tail.
+pub const TCP_TOTAL: usize = (8 << 20) + 4099;
+/// Datagrams net-b needs at least.
+const UDP_MIN: u64 = 10_000;
+/// The whole network part must be over by then.
+const DEADLINE_MS: u64 = 240_000;
+/// The handshake with netback must be over by then.
+const CONNECT_MS: u64 = 60_000;
+
+/// Byte `i` of UDP datagram `seq` (same formula in the dom0 peer): bytes
+/// 0..4 are `seq` and 4..6 the length (little-endian), then this pattern.
+pub fn udp_byte(seq: u32, i: usize) -> u8 {
+    (seq.wrapping_mul(31) as usize ^ i.wrapping_mul(7)) as u8 ^ 0x5a
+}
+
+/// Whether `d` is a well-formed datagram of net-b.
+fn udp_ok(d: &[u8]) -> bool {
+    let (Some(seq), Some(len)) = (d.get(..4), d.get(4..6)) else {
+        return false;
+    };
+    let seq = u32::from_le_bytes([seq[0], seq[1], seq[2], seq[3]]);
+    let len = u16::from_le_bytes([len[0], len[1]]);
+    usize::from(len) == d.len()
+        && d.iter()
+            .enumerate()
+            .skip(6)
+            .all(|(i, &b)| b == udp_byte(seq, i))
+}
+
+/// What the serving loop saw.
+#[derive(Default)]
+struct Tally {
+    udp_echoed: u64,
+    udp_bad: u64,
+    udp_bytes: u64,
+    tcp_received: usize,
+    tcp_crc: Option<u32>,
+    tcp_ms: u64,
+    first_frame_ms: Option<u64>,
+}
+
+/// Steps net-a, net-b and net-c (the guest's half).
+pub fn steps_net<'p, W: Wait<&'p Guest>>(
+    env: &Env<'p>,
+    console: &mut GuestConsole<'p, W>,
+) -> Result<(), Fail> {
+    let table = GrantTable::new(env.platform, Config::default())?;
+    let mut events: Events<'_> = EventChannels::new(env.platform, EvConfig::DEFAULT)?;
+    let mut xs = crate::store::plain_client(env)?;
+    let mut config = ConnectConfig::default();
+    config.queue.tx_buffers = 64;
+    config.queue.rx_buffers = 64;
+    let mut connector = Connector::new(&table, "device/vif/0", "vif0", config);
+    let start = env.tsc.now();
+    let deadline = env.tsc.deadline_ms(CONNECT_MS);
+    let front = loop {
+        match connector.poll(&mut xs, &mut events) {
+            Ok(Some(front)) => break front,
+            Ok(None) if deadline.passed() => {
+                let mut key = |k: &str| xs.read_string(k).unwrap_or_else(|e| format!("<{e}>"));
+                let backend = key("device/vif/0/backend");
+                let (state, hotplug) = (
+                    key(&format!("{backend}/state")),
+                    key(&format!("{backend}/hotplug-status")),
+                );
+                dprintln!(
+                    "net: backend {backend} state {state}, hotplug-status {hotplug}; {connector:?}"
+                );
+                return Err(fail("net-a", "netback did not connect within 60 s"));
+            }
+            Ok(None) => env.yield_now(),
+            Err(e) => return Err(fail("net-a", &format!("netfront handshake: {e}"))),
+        }
+    };
+    let keys: Vec<String> = connector
+        .keys()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let (mac, mtu, features) = (front.mac(), front.mtu(), front.features());
+    dprintln!(
+        "net: netfront connected to {} in {} ms, mac {mac:02x?}, mtu {mtu}",
+        front.backend().path,
+        env.tsc.ms_since(start)
+    );
+    dprintln!("net: netback offered {features:?}");
+    dprintln!("net: netfront wrote {}", keys.join(" "));
+    let mut queues = front.into_queues();
+    let queue = queues.pop().ok_or("netfront: no queue")?;
+    let mut dev = NetDevice::new(queue, mtu);
+    let now = || Instant::from_millis(env.tsc.ms_since(env.boot) as i64);
+
+    let mut ifc = IfConfig::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+    ifc.random_seed = env.tsc.now();
+    let mut iface = Interface::new(ifc, &mut dev, now());
+    let [a, b, c, d] = ADDRESS;
+    iface.update_ip_addrs(|addrs| {
+        let _ = addrs.push(IpCidr::new(IpAddress::v4(a, b, c, d), 16));
+    });
+    let mut storage: [SocketStorage<'_>; 3] = Default::default();
+    let mut sockets = SocketSet::new(&mut storage[..]);
+    let udp_socket = |slots: usize, bytes: usize| {
+        udp::Socket::new(
+            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; slots], vec![0; bytes]),
+            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; slots], vec![0; bytes]),
+        )
+    };
+    let mut echo = udp_socket(64, 96 * 1024);
+    echo.bind(ECHO_PORT).map_err(|e| format!("udp bind: {e}"))?;
+    let mut control = udp_socket(4, 512);
+    control
+        .bind(CONTROL_PORT)
+        .map_err(|e| format!("udp bind: {e}"))?;
+    let mut tcp = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; 64 * 1024]),
+        tcp::SocketBuffer::new(vec![0; 64 * 1024]),
+    );
+    tcp.listen(ECHO_PORT)
+        .map_err(|e| format!("tcp listen: {e}"))?;
+    let echo = sockets.add(echo);
+    let control = sockets.add(control);
+    let tcp = sockets.add(tcp);
+    console.print(format_args!(
+        "XTB-PEER net ready ip={a}.{b}.{c}.{d} mac={}\n",
+        mac.map(|b| format!("{b:02x}")).join(":")
+    ))?;
+    console.flush()?;
+
+    let (start, deadline) = (env.tsc.now(), env.tsc.deadline_ms(DEADLINE_MS));
+    let mut t = Tally::default();
+    let mut tcp_sum = Crc32::new();
+    let mut tcp_start = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending: Option<(usize, udp::UdpMetadata)> = None;
+    loop {
+        if deadline.passed() {
+            return Err(fail(
+                "net-b",
+                &format!(
+                    "dom0 did not finish within 240 s: {} datagrams echoed, {} TCP bytes",
+                    t.udp_echoed, t.tcp_received
+                ),
+            ));
+        }
+        let before = dev.queue().stats();
+        let changed = iface.poll(now(), &mut dev, &mut sockets);
+        let after = dev.queue().stats();
+        let mut progress = changed != smoltcp::iface::PollResult::None || after != before;
+        if t.first_frame_ms.is_none() && after.rx_packets > before.rx_packets {
+            t.first_frame_ms = Some(env.tsc.ms_since(env.boot));
+        }
+        // UDP echo: one datagram held while the TX buffer is full.
+        let s = sockets.get_mut::<udp::Socket>(echo);
+        loop {
+            if let Some((n, meta)) = pending {
+                let Some(d) = buf.get_mut(..n) else { break };
+                match s.send_slice(d, meta) {
+                    Ok(()) => {
+                        pending = None;
+                        t.udp_echoed += 1;
+                        progress = true;
+                    }
+                    Err(_) => break,
+                }
+            }
+            let Ok((d, meta)) = s.recv() else { break };
+            let n = d.len();
+            if !udp_ok(d) {
+                t.udp_bad += 1;
+            }
+            t.udp_bytes += n as u64;
+            let Some(out) = buf.get_mut(..n) else { break };
+            out.copy_from_slice(d);
+            if let Some(b) = out
+                .last_mut()
+                .filter(|_| env.options.breaks("udp") && t.udp_echoed == 5000)
+            {
+                *b ^= 0x01;
+            }
+            pending = Some((n, meta));
+        }
+        // TCP echo.
+        let s = sockets.get_mut::<tcp::Socket>(tcp);
+        if s.is_active() && tcp_start.is_none() {
+            tcp_start = Some(env.tsc.now());
+        }
+        while s.can_recv() && s.send_capacity() > s.send_queue() {
+            let room = (s.send_capacity() - s.send_queue()).min(buf.len());
+            let Some(chunk) = buf.get_mut(..room) else {
+                break;
+            };
+            let n = s.recv_slice(chunk).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            let got = chunk.get(..n).unwrap_or_default();
+            tcp_sum.update(got);
+            t.tcp_received += n;
+            let _ = s.send_slice(got);
+            progress = true;
+        }
+        if t.tcp_received >= TCP_TOTAL && t.tcp_crc.is_none() && s.send_queue() == 0 {
+            s.close();
+            t.tcp_crc = Some(tcp_sum.finish());
+            t.tcp_ms = tcp_start.map_or(0, |s| env.tsc.ms_since(s));
+            console.print(format_args!(
+                "XTB-PEER net-c received={} crc32={}\n",
+                t.tcp_received,
+                tcp_sum.finish()
+            ))?;
+            console.flush()?;
+        }
+        if !s.is_open() && t.tcp_crc.is_none() && t.tcp_received > 0 {
+            return Err(fail(
+                "net-c",
+                &format!("dom0 closed after {} of {TCP_TOTAL} bytes", t.tcp_received),
+            ));
+        }
+        let s = sockets.get_mut::<udp::Socket>(control);
+        if let Ok((DONE, _)) = s.recv() {
+            break;
+        }
+        if let Some(v) = dev.queue().broken() {
+            return Err(fail("net-b", &format!("netback broke the protocol: {v:?}")));
+        }
+        if !progress {
+            env.yield_now();
+        }
+    }
+    let stats = dev.queue().stats();
+    dprintln!(
+        "net: served {} ms; first frame {} ms after boot; queue {stats:?}",
+        env.tsc.ms_since(start),
+        t.first_frame_ms.unwrap_or(0)
+    );
+    dprintln!(
+        "RESULT net-a PASS: netfront + smoltcp at 169.254.0.2 answered dom0's ARP and ICMP \
+         (first frame {} ms after boot)",
+        t.first_frame_ms.unwrap_or(0)
+    );
+    if t.udp_bad > 0 || t.udp_echoed < UDP_MIN {
+        return Err(fail(
+            "net-b",
+            &format!(
+                "{} datagrams echoed, {} malformed (at least {UDP_MIN} well-formed wanted)",
+                t.udp_echoed, t.udp_bad
+            ),
+        ));
+    }
+    dprintln!(
+        "RESULT net-b PASS: echoed {} UDP datagrams ({} bytes), each well-formed{}",
+        t.udp_echoed,
+        t.udp_bytes,
+        env.options.note("udp", "echo 5000 corrupted")
+    );
+    let Some(crc) = t.tcp_crc else {
+        return Err(fail(
+            "net-c",
+            &format!("{} of {TCP_TOTAL} TCP bytes echoed", t.tcp_received),
+        ));
+    };
+    let kib_s = (2 * t.tcp_received as u64) / t.tcp_ms.max(1);
+    dprintln!(
+        "RESULT net-c PASS: echoed {} TCP bytes, CRC-32 {crc}, {} ms ({kib_s} KiB/s both ways)",
+        t.tcp_received,
+        t.tcp_ms
+    );
+    // The vif stays connected until the domain is destroyed.
+    Ok(())
+}
