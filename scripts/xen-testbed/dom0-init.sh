@@ -472,7 +472,7 @@ else
   line=$(grep -a -m 1 '^XTB-PEER net-c ' "$CONSOLE_LOG")
   want=$(gzcrc /tmp/net-c.in)
   nc_line=$(grep '^nc-rc' $NET_OUT)
-  secs=$(echo "$nc_line" | awk '{ printf "%.1f", $4 - $3 }')
+  nc_secs=$(echo "$nc_line" | awk '{ printf "%.1f", $4 - $3 }')
   if [ -z "$line" ]; then
     result net-c FAIL "no XTB-PEER net-c line from the guest ($nc_line: $(head -c 200 /tmp/net-c.err))"
   elif [ "${line##*crc32=}" != "$want" ]; then
@@ -480,7 +480,7 @@ else
   elif ! cmp -s /tmp/net-c.in /tmp/net-c.out; then
     result net-c FAIL "the echo differs from what nc sent ($(wc -c </tmp/net-c.out) of $NET_C_BYTES bytes back; $(cmp /tmp/net-c.in /tmp/net-c.out 2>&1 | head -n 1))"
   else
-    result net-c PASS "busybox nc sent $NET_C_BYTES random bytes through the guest's TCP echo and got them back in ${secs}s, the guest's CRC-32 matches gzip's ($want)"
+    result net-c PASS "busybox nc sent $NET_C_BYTES random bytes through the guest's TCP echo and got them back in ${nc_secs}s, the guest's CRC-32 matches gzip's ($want)"
   fi
 fi
 

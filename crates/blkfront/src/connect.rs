@@ -343,6 +343,15 @@ impl<T: TableHandle> BlkFront<T> {
         (self.first, self.rest)
     }
 
+    /// The queues and the xenbus link apart (first queue, the others), for
+    /// an adapter that owns a queue and still closes the device with the
+    /// backend: [`Frontend::close`], then [`Frontend::poll`] until
+    /// [`FrontStatus::Closed`] (the backend has unmapped), then
+    /// [`Queue::teardown`].
+    pub fn into_parts(self) -> (Queue<T>, Vec<Queue<T>>, Frontend) {
+        (self.first, self.rest, self.fe)
+    }
+
     /// The disk.
     pub fn disk(&self) -> &DiskInfo {
         self.first.disk()

@@ -411,6 +411,15 @@ impl<T: TableHandle> NetFront<T> {
         self.queues
     }
 
+    /// The queues and the xenbus link apart, for a driver that moves the
+    /// queues elsewhere (into a smoltcp device, say) and still closes the
+    /// device with the backend: [`Frontend::close`], then
+    /// [`Frontend::poll`] until [`FrontStatus::Closed`] (the backend has
+    /// unmapped), then [`NetQueue::disconnect`] each queue.
+    pub fn into_parts(self) -> (Vec<NetQueue<T>>, Frontend) {
+        (self.queues, self.fe)
+    }
+
     /// All queues.
     pub fn queues(&mut self) -> &mut [NetQueue<T>] {
         &mut self.queues

@@ -164,6 +164,71 @@ fn frontend_close_reaches_closed() {
     );
 }
 
+/// The backend's state, written by hand (a backend that behaves as
+/// Linux's do).
+fn set_backend_state(r: &mut Rig, state: XenbusState) {
+    let bdir = r.bdir.clone();
+    r.bxs
+        .write(&format!("{bdir}/state"), state.as_decimal_str().as_bytes())
+        .unwrap();
+}
+
+fn frontend_state(r: &Rig) -> Option<String> {
+    r.server.borrow().read(&format!("{}/state", r.fdir))
+}
+
+#[test]
+fn connect_on_publish_writes_connected_with_the_keys_as_linux_netfront() {
+    // Linux's netback ignores Initialised: it connects only once the
+    // frontend says Connected (seen on real Xen).
+    let mut r = rig();
+    r.fe = Frontend::new("device/vif/0", "fe").connect_on_publish();
+    set_backend_state(&mut r, XenbusState::InitWait);
+    assert_eq!(
+        r.fe.poll(&mut r.fxs, &KEYS),
+        Ok(FrontStatus::Waiting(FrontPhase::Published))
+    );
+    assert_eq!(frontend_state(&r).as_deref(), Some("4"));
+    set_backend_state(&mut r, XenbusState::Connected);
+    assert_eq!(r.fe.poll(&mut r.fxs, &KEYS), Ok(FrontStatus::Connected));
+    // And our backend takes a frontend that went straight to Connected for
+    // a fresh one, not a stale one.
+    let mut r = rig();
+    r.fe = Frontend::new("device/vif/0", "fe").connect_on_publish();
+    for _ in 0..4 {
+        let _ = round(&mut r);
+    }
+    assert_eq!(r.fe.poll(&mut r.fxs, &KEYS), Ok(FrontStatus::Connected));
+    assert_eq!(
+        r.be.poll(&mut r.bxs, &FEATURES, &REQUIRED),
+        Ok(BackStatus::Connected)
+    );
+}
+
+#[test]
+fn close_waits_for_a_backend_that_closes_only_after_the_frontend_as_linux_blkback() {
+    // Linux's blkback answers Closing with Closing and unmaps only once the
+    // frontend is Closed: the frontend must write Closed then, and report
+    // Closed (grants revocable) only when the backend is Closed too.
+    let mut r = rig();
+    connect(&mut r);
+    r.fe.close(&mut r.fxs).unwrap();
+    assert_eq!(frontend_state(&r).as_deref(), Some("5"));
+    set_backend_state(&mut r, XenbusState::Closing);
+    assert_eq!(
+        r.fe.poll(&mut r.fxs, &KEYS),
+        Ok(FrontStatus::Waiting(FrontPhase::Closing))
+    );
+    assert_eq!(frontend_state(&r).as_deref(), Some("6"));
+    assert_eq!(
+        r.fe.poll(&mut r.fxs, &KEYS),
+        Ok(FrontStatus::Waiting(FrontPhase::Closing))
+    );
+    set_backend_state(&mut r, XenbusState::Closed);
+    assert_eq!(r.fe.poll(&mut r.fxs, &KEYS), Ok(FrontStatus::Closed));
+    assert_eq!(frontend_state(&r).as_deref(), Some("6"));
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Teardown {
     RemoveNodes,

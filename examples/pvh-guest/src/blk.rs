@@ -267,7 +267,7 @@ pub fn steps_blk<'p, W: Wait<&'p Guest>>(
         &table,
         ("device/vbd/51712", "xvda", config),
     )?;
-    let (queue, _) = xvda.into_queues();
+    let (queue, _, mut xvda_fe) = xvda.into_parts();
     let cache = Cache::new(env, queue);
 
     // --- blk-a
@@ -366,6 +366,10 @@ pub fn steps_blk<'p, W: Wait<&'p Guest>>(
         env.options.note("flush", "write-back and flush skipped")
     );
 
+    // Close xvda with blkback (it unmaps), then revoke every grant.
+    let t = crate::store::close_device(env, &mut xs, &mut xvda_fe, "blk-b")?;
+    teardown(&mut events, cache, "blk-b", t)?;
+
     // --- blk-c
     let ro = QueueConfig {
         pool_pages: 16,
@@ -380,7 +384,8 @@ pub fn steps_blk<'p, W: Wait<&'p Guest>>(
         ("device/vbd/51728", "xvdb", ro),
     )?;
     let readonly = xvdb.disk().readonly();
-    let ro_cache = Cache::new(env, xvdb.into_queues().0);
+    let (queue, _, mut xvdb_fe) = xvdb.into_parts();
+    let ro_cache = Cache::new(env, queue);
     let mut first = vec![0u8; 4096];
     ro_cache
         .read_raw(0, &mut first)
@@ -404,5 +409,25 @@ pub fn steps_blk<'p, W: Wait<&'p Guest>>(
             ));
         }
     }
+    let t = crate::store::close_device(env, &mut xs, &mut xvdb_fe, "blk-c")?;
+    teardown(&mut events, ro_cache, "blk-c", t)
+}
+
+/// Revokes every grant of a closed disk's queue (none may be deferred)
+/// and closes its port.
+fn teardown(
+    events: &mut Events<'_>,
+    cache: Cache<'_, '_>,
+    step: &str,
+    ms: u64,
+) -> Result<(), Fail> {
+    let queue = cache.queue.into_inner();
+    let dir = format!("{:?}", queue.disk().sectors);
+    let (port, r) = queue.teardown(|c| dprintln!("blk: cancelled at teardown: {c:?}"));
+    r.map_err(|e| fail(step, &format!("teardown after Closed: {e}")))?;
+    events
+        .close(port)
+        .map_err(|e| fail(step, &format!("closing the port: {e}")))?;
+    dprintln!("blk: disk of {dir} sectors closed with blkback in {ms} ms, every grant revoked");
     Ok(())
 }

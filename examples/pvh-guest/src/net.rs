@@ -125,7 +125,7 @@ pub fn steps_net<'p, W: Wait<&'p Guest>>(
     );
     dprintln!("net: netback offered {features:?}");
     dprintln!("net: netfront wrote {}", keys.join(" "));
-    let mut queues = front.into_queues();
+    let (mut queues, mut fe) = front.into_parts();
     let queue = queues.pop().ok_or("netfront: no queue")?;
     let mut dev = NetDevice::new(queue, mtu);
     let now = || Instant::from_millis(env.tsc.ms_since(env.boot) as i64);
@@ -305,6 +305,17 @@ pub fn steps_net<'p, W: Wait<&'p Guest>>(
         t.tcp_received,
         t.tcp_ms
     );
-    // The vif stays connected until the domain is destroyed.
+    // Close the vif with netback (it unmaps our rings), then revoke every
+    // grant: none may be left to the deferred list.
+    let queue = dev.into_inner();
+    let t = crate::store::close_device(env, &mut xs, &mut fe, "net-c")?;
+    let td = queue.disconnect(&mut events);
+    if !td.is_clean() {
+        return Err(fail("net-c", &format!("teardown after Closed: {td:?}")));
+    }
+    dprintln!(
+        "net: vif closed with netback in {t} ms, {} grants revoked, none deferred",
+        td.revoked
+    );
     Ok(())
 }

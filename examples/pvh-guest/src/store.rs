@@ -14,6 +14,7 @@ use xenpv_grant::{GrantRef, TableHandle};
 use xenpv_platform::BootRingPage;
 use xenpv_vchan::{Server, store_path};
 use xenpv_xenstore::transport::TransportError;
+use xenpv_xenstore::xenbus::{FrontStatus, Frontend};
 use xenpv_xenstore::{Client, Config, Store, StoreRing, StoreTransport};
 
 use crate::peer::{Events, wait_event};
@@ -239,4 +240,31 @@ pub fn plain_client<'p, 'e>(
     };
     ring.connect(env.platform, wait, config)
         .map_err(|_| Fail("bad xenstore ring".into()))
+}
+
+/// Closes a connected device with its backend: `Closing`, then (polled
+/// for up to 10 s) `Closed` once the backend has disconnected. Returns the
+/// milliseconds it took.
+pub fn close_device<X: xenpv_xenstore::transport::Transport>(
+    env: &Env<'_>,
+    xs: &mut Client<X>,
+    fe: &mut Frontend,
+    step: &str,
+) -> Result<u64, Fail> {
+    let (start, deadline) = (env.tsc.now(), env.tsc.deadline_ms(10_000));
+    fe.close(xs)
+        .map_err(|e| fail(step, &format!("closing {}: {e}", fe.dir())))?;
+    loop {
+        match fe.poll(xs, &[]) {
+            Ok(FrontStatus::Closed) => return Ok(env.tsc.ms_since(start)),
+            Ok(_) if deadline.passed() => {
+                return Err(fail(
+                    step,
+                    &format!("{}: the backend did not close", fe.dir()),
+                ));
+            }
+            Ok(_) => env.yield_now(),
+            Err(e) => return Err(fail(step, &format!("closing {}: {e}", fe.dir()))),
+        }
+    }
 }

@@ -61,6 +61,8 @@ pub struct Frontend {
     /// The state written with the keys: `Initialised`, or `Connected`
     /// ([`connect_on_publish`](Self::connect_on_publish)).
     publish: XenbusState,
+    /// `Closed` written while closing (the backend was `Closing`).
+    closed_written: bool,
 }
 
 /// What [`Frontend::poll`] reached.
@@ -88,6 +90,7 @@ impl Frontend {
             phase: FrontPhase::Probe,
             seen: XenbusState::Unknown,
             publish: XenbusState::Initialised,
+            closed_written: false,
         }
     }
 
@@ -333,16 +336,28 @@ impl Frontend {
                     _ => return Ok(FrontStatus::Waiting(self.phase)),
                 },
                 FrontPhase::Closing => {
+                    // Closing, then Closed, each once the backend followed:
+                    // Linux's blkback unmaps only when we are Closed, its
+                    // netback already at Closing; a backend that vanished
+                    // maps nothing either.
                     let done = match self.check_backend(xs) {
                         Ok(_) => false,
-                        Err(XenbusError::PeerClosed(s)) => s == XenbusState::Closed,
+                        Err(XenbusError::PeerClosed(XenbusState::Closing)) => {
+                            if !self.closed_written {
+                                write_state(xs, &self.dir, XenbusState::Closed)?;
+                                self.closed_written = true;
+                            }
+                            false
+                        }
                         Err(XenbusError::Store(e)) => return Err(XenbusError::Store(e)),
                         Err(_) => true,
                     };
                     if !done {
                         return Ok(FrontStatus::Waiting(self.phase));
                     }
-                    write_state(xs, &self.dir, XenbusState::Closed)?;
+                    if !self.closed_written {
+                        write_state(xs, &self.dir, XenbusState::Closed)?;
+                    }
                     self.unwatch(xs);
                     self.phase = FrontPhase::Closed;
                 }
@@ -367,9 +382,13 @@ impl Frontend {
         Err(XenbusError::Stalled)
     }
 
-    /// Starts shutting down: writes `Closing`; [`poll`](Self::poll) then
-    /// finishes with `Closed` once the backend closed or vanished.
+    /// Starts shutting down: writes `Closing`; [`poll`](Self::poll) writes
+    /// `Closed` once the backend is `Closing`, and returns
+    /// [`FrontStatus::Closed`] once it is `Closed` (or vanished): it has
+    /// unmapped everything (Linux's blkback only does at our `Closed`).
+    /// Revoke the grants after that.
     pub fn close<T: Transport>(&mut self, xs: &mut Client<T>) -> Result<(), XenbusError> {
+        self.closed_written = false;
         write_state(xs, &self.dir, XenbusState::Closing)?;
         self.phase = FrontPhase::Closing;
         Ok(())
