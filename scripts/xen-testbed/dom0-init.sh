@@ -224,6 +224,25 @@ mark guest-created domid="$DOMID"
 # guest closes after NET_C_BYTES); then "XTB-NET-DONE" to the guest's
 # port 9. Progress and the backends' keys go to $NET_OUT.
 GHOME=/local/domain/$DOMID
+# again CMD...: runs CMD once more if it died of a signal. Userland tools in
+# this emulated dom0 (busybox, static glibc programs) segfault now and
+# then under TCG; a retry is logged in $NET_OUT and shown with the verdicts.
+again() {
+  "$@"
+  rc=$?
+  [ $rc -ge 128 ] || return $rc
+  echo "retried after signal $((rc - 128)): $*" >>$NET_OUT
+  "$@"
+}
+# wait_console TEXT TENTHS: until a guest console line starts with TEXT
+wait_console() {
+  n=0
+  until grep -q "^$1" "$CONSOLE_LOG" 2>/dev/null || [ $n -ge $2 ]; do
+    n=$((n + 1))
+    usleep 100000
+  done
+  echo "console '$1' after $n tenths" >>$NET_OUT
+}
 # "name: key=value ..." of a frontend and its backend directory
 dev_keys() {
   echo "$1 frontend: $(xenstore-ls "$GHOME/device/$1/$2" 2>/dev/null | tr -d '"' | awk '$1 !~ /^(backend|backend-id|handle|mac|virtual-device|device-type)$/ { printf "%s=%s ", $1, $3 }')"
@@ -247,9 +266,9 @@ net_driver() {
   done
   echo "ready $(cut -d' ' -f1 /proc/uptime)" >>$NET_OUT
   dev_keys vif 0 >/tmp/keys.vif
-  ping -c 100 -A -W 5 $GUEST_IP >/tmp/ping.out 2>&1
+  again ping -c 100 -A -W 5 $GUEST_IP >/tmp/ping.out 2>&1
   echo "ping-rc $? $(cut -d' ' -f1 /proc/uptime)" >>$NET_OUT
-  xtb-dom0-peer udp-echo $GUEST_IP:7 $NET_B_DATAGRAMS net-b >/tmp/net-b.out 2>&1
+  again xtb-dom0-peer udp-echo $GUEST_IP:7 $NET_B_DATAGRAMS net-b >/tmp/net-b.out 2>/tmp/net-b.err
   echo "udp-rc $? $(cut -d' ' -f1 /proc/uptime)" >>$NET_OUT
   head -c $NET_C_BYTES /dev/urandom >/tmp/net-c.in
   mkfifo /tmp/net-c.fifo
@@ -261,9 +280,35 @@ net_driver() {
   t0=$(cut -d' ' -f1 /proc/uptime)
   timeout 150 nc $GUEST_IP 7 </tmp/net-c.fifo >/tmp/net-c.out 2>/tmp/net-c.err
   rc=$?
+  if [ $rc -ge 128 ] && [ $rc != 143 ]; then
+    # a crash (not the timeout's TERM): the guest listens again
+    echo "retried after signal $((rc - 128)): nc" >>$NET_OUT
+    kill $feeder 2>/dev/null
+    rm -f /tmp/net-c.fifo
+    mkfifo /tmp/net-c.fifo
+    {
+      cat /tmp/net-c.in
+      exec sleep $GUEST_TIMEOUT
+    } >/tmp/net-c.fifo &
+    feeder=$!
+    timeout 150 nc $GUEST_IP 7 </tmp/net-c.fifo >/tmp/net-c.out 2>/tmp/net-c.err
+    rc=$?
+  fi
   t1=$(cut -d' ' -f1 /proc/uptime)
   kill $feeder 2>/dev/null
   echo "nc-rc $rc $t0 $t1" >>$NET_OUT
+  # net-d: unplug the idle vif, wait for the guest to let go, plug a new
+  # one, and check traffic flows again
+  xl network-detach "$NAME" 0 >/tmp/net-d.detach 2>&1
+  echo "detach-rc $? $(cut -d' ' -f1 /proc/uptime)" >>$NET_OUT
+  wait_console 'XTB-PEER net-d detached' 300
+  xl network-attach "$NAME" bridge=xenbr0 mac=00:16:3e:58:54:42 script=/etc/xen/scripts/vif-xtb \
+    >/tmp/net-d.attach 2>&1
+  echo "attach-rc $? $(cut -d' ' -f1 /proc/uptime)" >>$NET_OUT
+  wait_console 'XTB-PEER net-d reattached' 600
+  again ping -c 20 -A -W 5 $GUEST_IP >/tmp/ping-d.out 2>&1
+  again xtb-dom0-peer udp-echo $GUEST_IP:7 1000 net-d >/tmp/net-d.out 2>&1
+  echo "net-d-done $(cut -d' ' -f1 /proc/uptime)" >>$NET_OUT
   for k in 1 2 3; do
     xtb-dom0-peer udp-send $GUEST_IP:9 XTB-NET-DONE
     usleep 300000
@@ -450,7 +495,7 @@ vchan_verdict vchan-b server "$RC_B"
 # of what it received through TCP
 show $NET_OUT
 if ! grep -q '^ready' $NET_OUT; then
-  for s in net-a net-b net-c; do result $s FAIL "the guest never said 'net ready' on its console"; done
+  for s in net-a net-b net-c net-d; do result $s FAIL "the guest never said 'net ready' on its console"; done
   show /tmp/net-diag
 else
   sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' /tmp/ping.out)
@@ -482,6 +527,28 @@ else
   else
     result net-c PASS "busybox nc sent $NET_C_BYTES random bytes through the guest's TCP echo and got them back in ${nc_secs}s, the guest's CRC-32 matches gzip's ($want)"
   fi
+  d_det=$(grep '^detach-rc' $NET_OUT)
+  d_att=$(grep '^attach-rc' $NET_OUT)
+  d_got=$(sed -n 's/.* \([0-9]*\) packets received.*/\1/p' /tmp/ping-d.out 2>/dev/null)
+  d_udp=$(grep -m 1 '^XTB-RESULT net-d ' /tmp/net-d.out 2>/dev/null)
+  if [ "$(echo "$d_det" | cut -d' ' -f2)" != 0 ]; then
+    result net-d FAIL "xl network-detach: $(tail -n 1 /tmp/net-d.detach 2>/dev/null)"
+  elif [ "$(echo "$d_att" | cut -d' ' -f2)" != 0 ]; then
+    result net-d FAIL "xl network-attach: $(tail -n 1 /tmp/net-d.attach 2>/dev/null)"
+    show /tmp/net-d.attach
+  elif [ "$d_got" != 20 ]; then
+    result net-d FAIL "after network-attach: '$(tail -n 2 /tmp/ping-d.out 2>/dev/null | tr '\n' ' ')'"
+  else
+    case "$d_udp" in
+      "XTB-RESULT net-d PASS "*) result net-d PASS "xl network-detach, then network-attach: 20 pings answered, UDP ${d_udp#XTB-RESULT net-d PASS }" ;;
+      *) result net-d FAIL "after network-attach the UDP echo failed: ${d_udp:-no verdict}" ;;
+    esac
+  fi
+fi
+
+if dmesg | grep -q segfault; then
+  echo "XTB-MARK dom0 userland segfaults: $(dmesg | grep -c segfault) (retries: $(grep -c '^retried' $NET_OUT))"
+  dmesg | grep segfault | tail -n 5
 fi
 
 # --- steps blk-a, blk-b, blk-c: the guest's CRC-32s, and the images after

@@ -55,7 +55,7 @@ break_mode=${XEN_TESTBED_BREAK:-}
 run=$cache/run
 
 # Scenario steps, in order, and what each proves.
-steps=(boot create entry a b c d vchan-a vchan-b net-a net-b net-c blk-a blk-b blk-c c2 d2 shutdown)
+steps=(boot create entry a b c d vchan-a vchan-b net-a net-b net-c net-d blk-a blk-b blk-c c2 d2 shutdown)
 declare -A what=(
   [boot]="Xen + Linux dom0 up under QEMU TCG, toolstack ready (oxenstored, xenconsoled, xl)"
   [create]="xl create type=pvh loaded our ELF (Xen notes, PHYS32 entry) and started it"
@@ -71,6 +71,7 @@ declare -A what=(
   [net-a]="netfront + smoltcp against Linux netback on dom0's bridge: dom0 pings the guest (ARP, 100 ICMP echoes)"
   [net-b]="UDP echo: dom0 sends 10,000 datagrams of 64-1472 bytes, the guest checks and echoes each, dom0 checks every byte"
   [net-c]="TCP echo: busybox nc sends 8 MiB through the guest's smoltcp echo, both ends compare CRC-32s, dom0 the bytes"
+  [net-d]="xl network-detach while idle: the guest tears the vif down (every grant revoked); xl network-attach: it connects the new one, ping and UDP echo work again"
   [blk-a]="blkfront against Linux blkback (loop device): the guest reads KNOWN.BIN from dom0's mkfs.vfat + mtools image through embedded-sdmmc"
   [blk-b]="the guest writes 4 MiB WRITTEN.BIN (write-back cache, multi-segment requests), flushes; dom0 checks it with mtools and fsck.fat"
   [blk-c]="read-only xvdb: the guest's write fails locally with a typed error, the image is unchanged"
@@ -384,7 +385,7 @@ guest_says() { grep -a -m 1 -E "$guest_re$1" "$serial" | sed -E "s/.*xenpv-pvh-g
 guest_fail=$(guest_says "FAIL")
 
 declare -A verdict=() detail=()
-for s in boot create a b c d c2 d2 vchan-a vchan-b net-a net-b net-c blk-a blk-b blk-c shutdown; do
+for s in boot create a b c d c2 d2 vchan-a vchan-b net-a net-b net-c net-d blk-a blk-b blk-c shutdown; do
   v=$(dom0_says "$s")
   case "$v" in
     PASS*) verdict[$s]=PASS detail[$s]=${v#PASS } ;;
@@ -420,7 +421,7 @@ fi
 # and was told) and the guest (what it read, what Xen showed it); so is
 # vchan-a and vchan-b (dom0 compared the echo and the CRC-32s, the guest
 # finished).
-for s in c d c2 d2 vchan-a vchan-b net-a net-b net-c blk-a blk-b blk-c; do
+for s in c d c2 d2 vchan-a vchan-b net-a net-b net-c net-d blk-a blk-b blk-c; do
   if [ "${verdict[$s]}" = PASS ] && [ -z "$(guest_says "RESULT $s PASS")" ]; then
     why=${guest_fail:-"no RESULT $s PASS line"}
     verdict[$s]=FAIL detail[$s]="dom0 passed it but the guest did not: $why"

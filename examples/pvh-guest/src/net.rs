@@ -23,8 +23,9 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 use xenpv_console::Wait;
 use xenpv_evtchn::{Config as EvConfig, EventChannels};
 use xenpv_grant::{Config, GrantTable};
-use xenpv_netfront::{ConnectConfig, Connector, NetDevice};
+use xenpv_netfront::{ConnectConfig, Connector, NetDevice, NetFront};
 use xenpv_xenstore::Store as _;
+use xenpv_xenstore::xenbus::{Frontend, XenbusError};
 
 use crate::peer::Events;
 use crate::vchan::Crc32;
@@ -77,6 +78,8 @@ struct Tally {
     tcp_crc: Option<u32>,
     tcp_ms: u64,
     first_frame_ms: Option<u64>,
+    rx_packets: u64,
+    tcp_restarts: u32,
 }
 
 /// Steps net-a, net-b and net-c (the guest's half).
@@ -87,52 +90,21 @@ pub fn steps_net<'p, W: Wait<&'p Guest>>(
     let table = GrantTable::new(env.platform, Config::default())?;
     let mut events: Events<'_> = EventChannels::new(env.platform, EvConfig::DEFAULT)?;
     let mut xs = crate::store::plain_client(env)?;
-    let mut config = ConnectConfig::default();
-    config.queue.tx_buffers = 64;
-    config.queue.rx_buffers = 64;
-    let mut connector = Connector::new(&table, "device/vif/0", "vif0", config);
-    let start = env.tsc.now();
-    let deadline = env.tsc.deadline_ms(CONNECT_MS);
-    let front = loop {
-        match connector.poll(&mut xs, &mut events) {
-            Ok(Some(front)) => break front,
-            Ok(None) if deadline.passed() => {
-                let mut key = |k: &str| xs.read_string(k).unwrap_or_else(|e| format!("<{e}>"));
-                let backend = key("device/vif/0/backend");
-                let (state, hotplug) = (
-                    key(&format!("{backend}/state")),
-                    key(&format!("{backend}/hotplug-status")),
-                );
-                dprintln!(
-                    "net: backend {backend} state {state}, hotplug-status {hotplug}; {connector:?}"
-                );
-                return Err(fail("net-a", "netback did not connect within 60 s"));
-            }
-            Ok(None) => env.yield_now(),
-            Err(e) => return Err(fail("net-a", &format!("netfront handshake: {e}"))),
-        }
-    };
-    let keys: Vec<String> = connector
-        .keys()
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    let (mac, mtu, features) = (front.mac(), front.mtu(), front.features());
-    dprintln!(
-        "net: netfront connected to {} in {} ms, mac {mac:02x?}, mtu {mtu}",
-        front.backend().path,
-        env.tsc.ms_since(start)
-    );
-    dprintln!("net: netback offered {features:?}");
-    dprintln!("net: netfront wrote {}", keys.join(" "));
-    let (mut queues, mut fe) = front.into_parts();
+    let front = connect_vif(env, &mut xs, &mut events, &table, "0")?;
+    let (mac, mtu) = (front.mac(), front.mtu());
+    let (mut queues, fe) = front.into_parts();
     let queue = queues.pop().ok_or("netfront: no queue")?;
     let mut dev = NetDevice::new(queue, mtu);
+    // The vif now, or since when it is gone (net-d).
+    let mut vif: Result<(NetDevice<Table<'_>>, Frontend), u64>;
     let now = || Instant::from_millis(env.tsc.ms_since(env.boot) as i64);
 
     let mut ifc = IfConfig::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
     ifc.random_seed = env.tsc.now();
     let mut iface = Interface::new(ifc, &mut dev, now());
+    vif = Ok((dev, fe));
+    let mut detach = Detach::default();
+    let mut next_check = env.tsc.now();
     let [a, b, c, d] = ADDRESS;
     iface.update_ip_addrs(|addrs| {
         let _ = addrs.push(IpCidr::new(IpAddress::v4(a, b, c, d), 16));
@@ -182,9 +154,55 @@ pub fn steps_net<'p, W: Wait<&'p Guest>>(
                 ),
             ));
         }
+        // net-d: every 200 ms, is the vif still there? Once the toolstack
+        // unplugged it, tear it down; once it plugs one again, connect it.
+        if env.tsc.now() >= next_check {
+            next_check = env.tsc.now() + u64::from(env.tsc.khz()) * 200;
+            vif = match vif {
+                Ok((dev, mut fe)) => match fe.poll(&mut xs, &[]) {
+                    Ok(_) => Ok((dev, fe)),
+                    Err(
+                        e @ (XenbusError::PeerClosed(_)
+                        | XenbusError::PeerVanished
+                        | XenbusError::PeerReset { .. }),
+                    ) => {
+                        dprintln!("net: the vif went away: {e}");
+                        let at = env.tsc.now();
+                        detach.why = format!("{e}");
+                        detach.teardown = tear_down(env, &mut xs, &table, &mut events, dev, &fe)?;
+                        fe.release(&mut xs);
+                        detach.detached_ms = env.tsc.ms_since(start);
+                        console.print(format_args!("XTB-PEER net-d detached\n"))?;
+                        console.flush()?;
+                        Err(at)
+                    }
+                    Err(e) => return Err(fail("net-d", &format!("watching the vif: {e}"))),
+                },
+                // A new vif: the toolstack wrote its frontend state as
+                // Initialising (the old one's stays Closed until removed).
+                Err(since) => match new_vif(&mut xs) {
+                    Some(id) => {
+                        let front = connect_vif(env, &mut xs, &mut events, &table, &id)?;
+                        detach.reattached_ms = Some(env.tsc.ms_since(since));
+                        detach.rx_before = t.rx_packets;
+                        let (mut queues, fe) = front.into_parts();
+                        let queue = queues.pop().ok_or("netfront: no queue")?;
+                        console.print(format_args!("XTB-PEER net-d reattached\n"))?;
+                        console.flush()?;
+                        Ok((NetDevice::new(queue, mtu), fe))
+                    }
+                    _ => Err(since),
+                },
+            };
+        }
+        let Ok((dev, _)) = &mut vif else {
+            env.yield_now();
+            continue;
+        };
         let before = dev.queue().stats();
-        let changed = iface.poll(now(), &mut dev, &mut sockets);
+        let changed = iface.poll(now(), dev, &mut sockets);
         let after = dev.queue().stats();
+        t.rx_packets += after.rx_packets - before.rx_packets;
         let mut progress = changed != smoltcp::iface::PollResult::None || after != before;
         if t.first_frame_ms.is_none() && after.rx_packets > before.rx_packets {
             t.first_frame_ms = Some(env.tsc.ms_since(env.boot));
@@ -250,11 +268,17 @@ pub fn steps_net<'p, W: Wait<&'p Guest>>(
             ))?;
             console.flush()?;
         }
-        if !s.is_open() && t.tcp_crc.is_none() && t.tcp_received > 0 {
-            return Err(fail(
-                "net-c",
-                &format!("dom0 closed after {} of {TCP_TOTAL} bytes", t.tcp_received),
-            ));
+        if !s.is_open() && t.tcp_crc.is_none() {
+            // dom0's nc went away early (it is retried once if it crashed):
+            // start over with the next connection.
+            dprintln!(
+                "net: dom0 closed the TCP echo after {} of {TCP_TOTAL} bytes; listening again",
+                t.tcp_received
+            );
+            t.tcp_restarts += 1;
+            (t.tcp_received, tcp_sum, tcp_start) = (0, Crc32::new(), None);
+            s.listen(ECHO_PORT)
+                .map_err(|e| format!("tcp listen: {e}"))?;
         }
         let s = sockets.get_mut::<udp::Socket>(control);
         if let Ok((DONE, _)) = s.recv() {
@@ -267,6 +291,9 @@ pub fn steps_net<'p, W: Wait<&'p Guest>>(
             env.yield_now();
         }
     }
+    let Ok((mut dev, mut fe)) = vif else {
+        return Err(fail("net-d", "dom0 was done while the vif was unplugged"));
+    };
     let stats = dev.queue().stats();
     dprintln!(
         "net: served {} ms; first frame {} ms after boot; queue {stats:?}",
@@ -301,21 +328,145 @@ pub fn steps_net<'p, W: Wait<&'p Guest>>(
     };
     let kib_s = (2 * t.tcp_received as u64) / t.tcp_ms.max(1);
     dprintln!(
-        "RESULT net-c PASS: echoed {} TCP bytes, CRC-32 {crc}, {} ms ({kib_s} KiB/s both ways)",
+        "RESULT net-c PASS: echoed {} TCP bytes, CRC-32 {crc}, {} ms ({kib_s} KiB/s both ways), \
+         {} restarts",
         t.tcp_received,
-        t.tcp_ms
+        t.tcp_ms,
+        t.tcp_restarts
     );
+    match detach.reattached_ms {
+        Some(ms) if t.rx_packets > detach.rx_before => dprintln!(
+            "RESULT net-d PASS: unplugged at {} ms ({}), torn down: {}; a new vif connected \
+             {ms} ms later, {} frames received on it",
+            detach.detached_ms,
+            detach.why,
+            detach.teardown,
+            t.rx_packets - detach.rx_before
+        ),
+        _ => {
+            return Err(fail(
+                "net-d",
+                &format!(
+                    "the vif was not unplugged and plugged again: {}",
+                    detach.why
+                ),
+            ));
+        }
+    }
     // Close the vif with netback (it unmaps our rings), then revoke every
     // grant: none may be left to the deferred list.
-    let queue = dev.into_inner();
-    let t = crate::store::close_device(env, &mut xs, &mut fe, "net-c")?;
-    let td = queue.disconnect(&mut events);
-    if !td.is_clean() {
-        return Err(fail("net-c", &format!("teardown after Closed: {td:?}")));
-    }
-    dprintln!(
-        "net: vif closed with netback in {t} ms, {} grants revoked, none deferred",
-        td.revoked
-    );
+    let ms = crate::store::close_device(env, &mut xs, &mut fe, "net-d")?;
+    let td = tear_down(env, &mut xs, &table, &mut events, dev, &fe)?;
+    dprintln!("net: vif closed with netback in {ms} ms; {td}");
     Ok(())
+}
+
+/// The id of a vif whose frontend state is Initialising, if any.
+fn new_vif<X: xenpv_xenstore::transport::Transport>(
+    xs: &mut xenpv_xenstore::Client<X>,
+) -> Option<String> {
+    let ids = xenpv_xenstore::xenbus::list_devices(xs, "vif").ok()?;
+    ids.into_iter().find(|id| {
+        xs.read_string(&format!("device/vif/{id}/state"))
+            .is_ok_and(|s| s == "1")
+    })
+}
+
+/// What net-d saw.
+#[derive(Default)]
+struct Detach {
+    why: String,
+    teardown: String,
+    detached_ms: u64,
+    reattached_ms: Option<u64>,
+    rx_before: u64,
+}
+
+type Table<'p> = &'p GrantTable<&'p Guest>;
+
+/// Connects `device/vif/<id>` (waiting up to 60 s for netback).
+fn connect_vif<'p, X: xenpv_xenstore::transport::Transport>(
+    env: &Env<'p>,
+    xs: &mut xenpv_xenstore::Client<X>,
+    events: &mut Events<'p>,
+    table: Table<'p>,
+    id: &str,
+) -> Result<NetFront<Table<'p>>, Fail> {
+    let dir = format!("device/vif/{id}");
+    let mut config = ConnectConfig::default();
+    config.queue.tx_buffers = 64;
+    config.queue.rx_buffers = 64;
+    let mut connector = Connector::new(table, &dir, &format!("vif{id}"), config);
+    let start = env.tsc.now();
+    let deadline = env.tsc.deadline_ms(CONNECT_MS);
+    let front = loop {
+        match connector.poll(xs, events) {
+            Ok(Some(front)) => break front,
+            Ok(None) if deadline.passed() => {
+                let mut key = |k: &str| xs.read_string(k).unwrap_or_else(|e| format!("<{e}>"));
+                let backend = key(&format!("{dir}/backend"));
+                let (state, hotplug) = (
+                    key(&format!("{backend}/state")),
+                    key(&format!("{backend}/hotplug-status")),
+                );
+                dprintln!("net: backend {backend} state {state}, hotplug-status {hotplug}");
+                return Err(fail("net-a", "netback did not connect within 60 s"));
+            }
+            Ok(None) => env.yield_now(),
+            Err(e) => return Err(fail("net-a", &format!("netfront handshake: {e}"))),
+        }
+    };
+    let keys: Vec<String> = connector
+        .keys()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    dprintln!(
+        "net: {dir} connected to {} in {} ms, mac {:02x?}, mtu {}",
+        front.backend().path,
+        env.tsc.ms_since(start),
+        front.mac(),
+        front.mtu()
+    );
+    dprintln!("net: netback offered {:?}", front.features());
+    dprintln!("net: netfront wrote {}", keys.join(" "));
+    Ok(front)
+}
+
+/// Revokes every grant of a vif whose backend is closing or gone: waits
+/// (up to 10 s) for the backend to be `Closed` or removed, disconnects the
+/// queue, and retries any grant still mapped until none is.
+fn tear_down<'p, X: xenpv_xenstore::transport::Transport>(
+    env: &Env<'p>,
+    xs: &mut xenpv_xenstore::Client<X>,
+    table: Table<'p>,
+    events: &mut Events<'p>,
+    dev: NetDevice<Table<'p>>,
+    fe: &Frontend,
+) -> Result<String, Fail> {
+    let deadline = env.tsc.deadline_ms(10_000);
+    let state = fe.backend().map(|b| format!("{}/state", b.path));
+    while let Some(path) = &state {
+        match xs.read_string(path) {
+            Ok(s) if s != "6" && !deadline.passed() => env.yield_now(),
+            _ => break,
+        }
+    }
+    let td = dev.into_inner().disconnect(events);
+    let mut left = table.deferred_stats().pending;
+    while left > 0 && !deadline.passed() {
+        env.yield_now();
+        left = table.retry_deferred(usize::MAX).pending;
+    }
+    if left > 0 || !td.port_closed {
+        return Err(fail(
+            "net-d",
+            &format!("teardown: {td:?}, {left} grants still mapped"),
+        ));
+    }
+    Ok(format!(
+        "{} grants revoked ({} after the backend let go), port closed",
+        td.revoked + td.deferred,
+        td.deferred
+    ))
 }
