@@ -61,6 +61,7 @@ RODISK=/tmp/xvdb.img
 PART=$DISK@@1048576
 KNOWN_BYTES=1048579
 WRITTEN_BYTES=4195538
+SCRATCH=/tmp/scratch.img
 export MTOOLS_SKIP_CHECK=1
 
 mark() { echo "XTB-MARK $* uptime=$(cut -d' ' -f1 /proc/uptime)"; }
@@ -146,6 +147,8 @@ gzcrc /tmp/known.bin >/tmp/known.crc
 mcopy -i $PART /tmp/known.bin ::KNOWN.BIN && mcopy -i $PART /tmp/known.crc ::KNOWN.CRC ||
   disk_fail "mcopy"
 head -c 1048576 /dev/urandom >$RODISK
+# the throughput image both guests read and write (ours as xvdc, Linux's as xvda)
+dd if=/dev/zero of=$SCRATCH bs=1M count=32 2>/dev/null || disk_fail "scratch image"
 RO_SUM=$(sha256sum <$RODISK)
 # xtb_break=readonly: xvdb is attached writable, so the guest's write is
 # not refused (blk-c must fail)
@@ -164,7 +167,8 @@ memory = 64
 vcpus = 1
 vif = [ 'bridge=xenbr0,mac=00:16:3e:58:54:42,script=/etc/xen/scripts/vif-xtb' ]
 disk = [ 'format=raw,vdev=xvda,access=rw,backendtype=phy,script=/etc/xen/scripts/block-xtb,target=$DISK',
-         'format=raw,vdev=xvdb,access=$RO_ACCESS,backendtype=phy,script=/etc/xen/scripts/block-xtb,target=$RODISK' ]
+         'format=raw,vdev=xvdb,access=$RO_ACCESS,backendtype=phy,script=/etc/xen/scripts/block-xtb,target=$RODISK',
+         'format=raw,vdev=xvdc,access=rw,backendtype=phy,script=/etc/xen/scripts/block-xtb,target=$SCRATCH' ]
 on_poweroff = "destroy"
 on_reboot = "destroy"
 on_crash = "destroy"
@@ -598,6 +602,80 @@ else
   result shutdown FAIL "domain $DOMID still there ${GUEST_TIMEOUT}s after xl unpause"
 fi
 show "$XL_LOG"
+
+# --- step linux-ref: a Linux PV guest (the testbed's kernel) does what
+# the ratios compare: dom0's UDP echo check against it, the same
+# sequential read and write of the scratch image (linux-domu-init.sh)
+LNAME=xtb-linux
+LLOG=/var/log/xen/console/guest-$LNAME.log
+cat >/etc/xen/$LNAME.cfg <<EOF
+name = "$LNAME"
+type = "pv"
+kernel = "/boot/linux-domu/vmlinux"
+ramdisk = "/boot/linux-domu/initrd.cpio"
+cmdline = "console=hvc0 loglevel=5"
+memory = 256
+vcpus = 1
+vif = [ 'bridge=xenbr0,mac=00:16:3e:58:54:43,script=/etc/xen/scripts/vif-xtb' ]
+disk = [ 'format=raw,vdev=xvda,access=rw,backendtype=phy,script=/etc/xen/scripts/block-xtb,target=$SCRATCH' ]
+on_poweroff = "destroy"
+on_reboot = "destroy"
+on_crash = "destroy"
+EOF
+# wait_log FILE TEXT SECONDS
+wait_log() {
+  n=0
+  until grep -q "$2" "$1" 2>/dev/null || [ $n -ge $(($3 * 10)) ]; do
+    n=$((n + 1))
+    usleep 100000
+  done
+  grep -q "$2" "$1" 2>/dev/null
+}
+mark linux-create
+l_ready=
+if ! xl create /etc/xen/$LNAME.cfg >/tmp/xl-linux.log 2>&1; then
+  result linux-ref FAIL "xl create: $(tail -n 1 /tmp/xl-linux.log)"
+elif ! wait_log $LLOG '^XTB-LINUX ready' 180; then
+  result linux-ref FAIL "the Linux guest never got ready: $(tail -c 300 $LLOG 2>/dev/null | tr '\n' ' ')"
+else
+  l_ready=$(cut -d' ' -f1 /proc/uptime)
+  again xtb-dom0-peer udp-echo 169.254.0.3:7 $NET_B_DATAGRAMS linux-udp >/tmp/linux-udp.out 2>&1
+  for k in 1 2 3; do
+    xtb-dom0-peer udp-send 169.254.0.3:7 XTB-NET-DONE
+    usleep 300000
+  done
+  wait_log $LLOG '^XTB-LINUX done' 120
+  disk=$(grep -m 1 '^XTB-LINUX disk ' $LLOG)
+  udp=$(grep -m 1 '^XTB-RESULT linux-udp PASS' /tmp/linux-udp.out)
+  if [ -z "$udp" ] || [ -z "$disk" ]; then
+    result linux-ref FAIL "UDP: '$(head -c 200 /tmp/linux-udp.out)', disk: '$disk'"
+  else
+    # ours: dom0's net-b figure and the guest's timing of the same disk work
+    o_udp=$(sed -n 's/.*rate=\([0-9]*\).*/\1/p' /tmp/net-b.out)
+    l_udp=$(echo "$udp" | sed -n 's/.*rate=\([0-9]*\).*/\1/p')
+    perf=$(grep -a -m 1 '^XTB-PEER perf disk ' "$CONSOLE_LOG")
+    awk -v ou="$o_udp" -v lu="$l_udp" -v perf="$perf" -v disk="$disk" 'BEGIN {
+      n = split(perf " " disk, f, " ")
+      for (i = 1; i <= n; i++) if (split(f[i], kv, "=") == 2) v[kv[1]] = kv[2]
+      # (busybox awk: no variable may be called "or")
+      bytes = v["bytes"]; o_rd = bytes / v["read_us"]; o_wr = bytes / v["write_us"]
+      l_rd = bytes / (v["read_s"] * 1e6); l_wr = bytes / (v["write_s"] * 1e6)
+      printf "XTB-RATIO udp datagrams/s: ours %d, Linux %d, ratio %.2f\n", ou, lu, ou / lu
+      printf "XTB-RATIO disk read MB/s: ours %.1f, Linux %.1f, ratio %.2f\n", o_rd, l_rd, o_rd / l_rd
+      printf "XTB-RATIO disk write+flush MB/s: ours %.1f, Linux %.1f, ratio %.2f\n", o_wr, l_wr, o_wr / l_wr
+    }' >/tmp/ratios
+    cat /tmp/ratios
+    result linux-ref PASS "Linux echoed $NET_B_DATAGRAMS datagrams (${udp#XTB-RESULT linux-udp PASS }); ${disk#XTB-LINUX }"
+  fi
+fi
+i=0
+while xl domid $LNAME >/dev/null 2>&1 && [ $i -lt 150 ]; do
+  i=$((i + 1))
+  usleep 200000
+done
+xl destroy $LNAME 2>/dev/null
+mark linux-done ready="$l_ready"
+
 if [ -n "$FAILED" ]; then
   echo "----- xl dmesg"
   xl dmesg | tail -n 30 | sed 's/^/  | /'

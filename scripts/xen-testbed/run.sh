@@ -55,7 +55,7 @@ break_mode=${XEN_TESTBED_BREAK:-}
 run=$cache/run
 
 # Scenario steps, in order, and what each proves.
-steps=(boot create entry a b c d vchan-a vchan-b net-a net-b net-c net-d blk-a blk-b blk-c c2 d2 shutdown)
+steps=(boot create entry a b c d vchan-a vchan-b net-a net-b net-c net-d blk-a blk-b blk-c c2 d2 shutdown linux-ref)
 declare -A what=(
   [boot]="Xen + Linux dom0 up under QEMU TCG, toolstack ready (oxenstored, xenconsoled, xl)"
   [create]="xl create type=pvh loaded our ELF (Xen notes, PHYS32 entry) and started it"
@@ -75,6 +75,7 @@ declare -A what=(
   [blk-a]="blkfront against Linux blkback (loop device): the guest reads KNOWN.BIN from dom0's mkfs.vfat + mtools image through embedded-sdmmc"
   [blk-b]="the guest writes 4 MiB WRITTEN.BIN (write-back cache, multi-segment requests), flushes; dom0 checks it with mtools and fsck.fat"
   [blk-c]="read-only xvdb: the guest's write fails locally with a typed error, the image is unchanged"
+  [linux-ref]="the reference: a Linux 6.1 PV guest (the testbed's kernel, busybox) echoes the same UDP datagrams and reads/writes the same scratch image, for the ratios"
   [shutdown]="guest powered itself off (SCHEDOP_shutdown poweroff) and its domain is gone"
 )
 
@@ -157,6 +158,8 @@ host_pkgs=(xen-hypervisor-4.17-amd64 "$kpkg" qemu-system-x86 qemu-system-common 
 # the network and disk the guest is to get (issue 11)
 dom0_modules=(xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs
   xen-netback xen-blkback bridge stp llc loop)
+# the reference Linux guest's frontends (see linux-domu-init.sh)
+domu_modules=(xen-netfront xen-blkfront)
 
 # filename size sha256 for every package, from apt's own index
 apt-get "${apt_opts[@]}" download --print-uris "${host_pkgs[@]}" "${dom0_pkgs[@]}" 2>/dev/null |
@@ -189,7 +192,7 @@ say "packages ready: ${#host_pkgs[@]} host + ${#dom0_pkgs[@]} dom0, $((download_
 # A stamp records which package set a cached directory was built from.
 host_stamp=$( (
   grep -E "^(xen-hypervisor|linux-image|qemu-system)" "$run/debs.list"
-  echo "${dom0_modules[*]}"
+  echo "${dom0_modules[*]} ${domu_modules[*]}"
 ) | sha256sum | cut -c1-16)
 hostdir=$cache/host
 if [ "$(cat "$hostdir/.stamp" 2>/dev/null)" != "$host_stamp" ]; then
@@ -208,7 +211,7 @@ if [ "$(cat "$hostdir/.stamp" 2>/dev/null)" != "$host_stamp" ]; then
   zcat "$hostdir"/unpack/xen/boot/xen-4.17-amd64.gz >"$hostdir/xen.elf"
   dpkg -x "$(deb "$kpkg")" "$hostdir/unpack/kernel"
   km=$hostdir/unpack/kernel/lib/modules/$kver
-  for m in "${dom0_modules[@]}"; do
+  for m in "${dom0_modules[@]}" "${domu_modules[@]}"; do
     f=$(cd "$km" && find kernel -name "$m.ko" -print -quit)
     [ -n "$f" ] || die "module $m.ko not in $kpkg"
     install -D -m 644 "$km/$f" "$hostdir/modules/$f"
@@ -304,6 +307,26 @@ mkdir -p "$overlay/boot" "$overlay/usr/bin"
 install -m 755 "$here/dom0-init.sh" "$overlay/init"
 install -D -m 755 "$here/hotplug/vif-xtb" "$overlay/etc/xen/scripts/vif-xtb"
 install -D -m 755 "$here/hotplug/block-xtb" "$overlay/etc/xen/scripts/block-xtb"
+# the reference Linux guest: the testbed's kernel (PVH) and a busybox
+# initramfs with its netfront and blkfront modules and the dom0 peer (for
+# its UDP echo server)
+domu=$run/linux-domu
+rm -rf "$domu"
+mkdir -p "$domu/bb" "$domu/root/bin" "$domu/root/lib/modules" "$domu/root/usr/bin" \
+  "$domu/root/dev" "$domu/root/proc" "$domu/root/sys" "$domu/root/tmp"
+dpkg -x "$(deb busybox-static)" "$domu/bb"
+install -m 755 "$domu/bb/bin/busybox" "$domu/root/bin/busybox"
+for m in "${domu_modules[@]}"; do
+  f=$(find "$hostdir/modules" -name "$m.ko" -print -quit)
+  [ -n "$f" ] || die "module $m.ko missing from $hostdir/modules"
+  install -m 644 "$f" "$domu/root/lib/modules/$m.ko"
+done
+mknod -m 600 "$domu/root/dev/console" c 5 1
+install -m 755 "$here/linux-domu-init.sh" "$domu/root/init"
+install -m 755 "$peer" "$domu/root/usr/bin/xtb-dom0-peer"
+mkdir -p "$overlay/boot/linux-domu"
+(cd "$domu/root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$overlay/boot/linux-domu/initrd.cpio"
+cp "$hostdir/vmlinux" "$overlay/boot/linux-domu/vmlinux"
 install -m 755 "$peer" "$overlay/usr/bin/xtb-dom0-peer"
 install -m 644 "$guest" "$overlay/boot/xenpv-pvh-guest"
 (cd "$overlay" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$run/overlay.cpio"
@@ -316,7 +339,7 @@ left=$((total_timeout - ($(date +%s) - started)))
 tmo=$((left < boot_timeout ? left : boot_timeout))
 # smap=0: Xen 4.17 under QEMU 7.2 TCG with SMAP crashes dom0 at its first bounce
 # frame. No `noreboot`: a Xen or dom0 panic reboots, and -no-reboot ends QEMU.
-xen_cmd="console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=$smp loglvl=all guest_loglvl=all console_to_ring smap=0"
+xen_cmd="console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=$smp loglvl=all guest_loglvl=all console_to_ring smap=0 cpuid=no-fsgsbase"
 dom0_cmd="console=hvc0 earlyprintk=xen loglevel=4 panic=1${break_mode:+ xtb_break=$break_mode}"
 say "booting Xen under QEMU TCG (timeout ${tmo}s)${break_mode:+, XEN_TESTBED_BREAK=$break_mode}"
 serial=$run/serial.log
@@ -385,7 +408,7 @@ guest_says() { grep -a -m 1 -E "$guest_re$1" "$serial" | sed -E "s/.*xenpv-pvh-g
 guest_fail=$(guest_says "FAIL")
 
 declare -A verdict=() detail=()
-for s in boot create a b c d c2 d2 vchan-a vchan-b net-a net-b net-c net-d blk-a blk-b blk-c shutdown; do
+for s in boot create a b c d c2 d2 vchan-a vchan-b net-a net-b net-c net-d blk-a blk-b blk-c shutdown linux-ref; do
   v=$(dom0_says "$s")
   case "$v" in
     PASS*) verdict[$s]=PASS detail[$s]=${v#PASS } ;;
@@ -447,16 +470,20 @@ t_vchan=$(at "$guest_re""RESULT vchan-a ")
 t_vchan_b=$(at "$guest_re""RESULT vchan-b ")
 t_net=$(at "$guest_re""RESULT net-c ")
 t_blk=$(at "$guest_re""RESULT blk-c ")
+t_linux=$(at "XTB-RESULT linux-ref ")
 t_done=$(at "XTB-MARK scenario-done")
 echo
 echo "timeline (s since QEMU start): qemu 0 -> Xen banner ${t_banner:-?} -> dom0 ready ${t_dom0:-?}" \
   "-> guest running ${t_guest:-?} -> b ${t_b:-?} -> gref announced ${t_announce:-?} -> c ${t_c:-?} -> d ${t_d:-?} -> vchan-a ${t_vchan:-?} -> vchan-b ${t_vchan_b:-?} -> net ${t_net:-?} -> blk ${t_blk:-?} -> d2 ${t_d2:-?}" \
-  "-> scenario done ${t_done:-?} -> QEMU exit $boot_secs"
+  "-> Linux reference ${t_linux:-?} -> scenario done ${t_done:-?} -> QEMU exit $boot_secs"
 cache_mib=$(du -sm "$cache" | cut -f1)
 echo "guest image: $guest_file bytes on disk, $guest_loaded bytes loaded (PT_LOAD memsz);" \
   "packages $((download_bytes / 1048576)) MiB; cache $cache_mib MiB ($cache)"
 echo "serial log: $serial"
 grep -a 'XTB-FEATURES ' "$serial" | sed 's/.*XTB-FEATURES /negotiated: /' || true
+grep -a 'XTB-RATIO ' "$serial" | sed 's/.*XTB-RATIO /ours \/ Linux: /' || true
+first_frame=$(guest_says "RESULT net-a PASS" | sed -n 's/.*first frame \([0-9]*\) ms.*/\1/p')
+echo "boot to first packet: ${first_frame:-?} ms (from the guest entering Rust to its first received frame)"
 echo
 failed=0
 for s in "${steps[@]}"; do

@@ -410,8 +410,59 @@ pub fn steps_blk<'p, W: Wait<&'p Guest>>(
         }
     }
     let t = crate::store::close_device(env, &mut xs, &mut xvdb_fe, "blk-c")?;
-    teardown(&mut events, ro_cache, "blk-c", t)
+    teardown(&mut events, ro_cache, "blk-c", t)?;
+
+    // --- throughput, for run.sh's ratio against the Linux guest, which
+    // times the same on the same image (its xvda, our xvdc)
+    let perf = QueueConfig {
+        pool_pages: 256,
+        ..QueueConfig::DEFAULT
+    };
+    let xvdc = connect(
+        env,
+        &mut xs,
+        &mut events,
+        &table,
+        ("device/vbd/51744", "xvdc", perf),
+    )?;
+    let (queue, _, mut xvdc_fe) = xvdc.into_parts();
+    let scratch = Cache::new(env, queue);
+    let mut mib = vec![0u8; 1 << 20];
+    let us = |start: u64| (env.tsc.now() - start) * 1000 / u64::from(env.tsc.khz());
+    let start = env.tsc.now();
+    for i in 0..PERF_MIB {
+        scratch
+            .read_raw(i * 2048, &mut mib)
+            .map_err(fat("blk-c", "perf read"))?;
+    }
+    let read_us = us(start);
+    let start = env.tsc.now();
+    for i in 0..PERF_MIB {
+        mib.fill(i as u8);
+        scratch
+            .write_raw(i * 2048, &mib)
+            .map_err(fat("blk-c", "perf write"))?;
+    }
+    scratch
+        .with(|q, w| q.flush_blocking(w))
+        .map_err(fat("blk-c", "perf flush"))?;
+    let write_us = us(start);
+    let bytes = PERF_MIB << 20;
+    console.print(format_args!(
+        "XTB-PEER perf disk bytes={bytes} read_us={read_us} write_us={write_us}\n"
+    ))?;
+    console.flush()?;
+    let stats = scratch.queue.borrow().stats();
+    dprintln!(
+        "blk: xvdc: {bytes} bytes read in {read_us} us, written + flushed in {write_us} us \
+         (1 MiB transfers); queue {stats:?}"
+    );
+    let t = crate::store::close_device(env, &mut xs, &mut xvdc_fe, "blk-c")?;
+    teardown(&mut events, scratch, "blk-c", t)
 }
+
+/// MiB read and written on the scratch disk (xvdc).
+const PERF_MIB: u64 = 32;
 
 /// Revokes every grant of a closed disk's queue (none may be deferred)
 /// and closes its port.

@@ -5,6 +5,8 @@
 //!   flight, resending any not echoed within [`RESEND`]; checks every echo
 //!   byte for byte and prints `XTB-RESULT STEP PASS|FAIL ...` with the rate;
 //! * `udp-send ADDR:PORT TEXT`: one datagram;
+//! * `udp-echo-server PORT`: echoes every datagram to its sender until one
+//!   reads `XTB-NET-DONE` (the Linux reference guest runs this);
 //! * `pattern LEN`: writes the bytes the guest writes in step blk-b to
 //!   stdout (`examples/pvh-guest/src/blk.rs`, `written_byte`).
 //!
@@ -146,6 +148,13 @@ pub fn subcommand(args: &[String]) -> Option<i32> {
             }
             Some(i32::from(r.is_err()))
         }
+        [cmd, port] if cmd == "udp-echo-server" => {
+            let r = echo_server(port);
+            if let Err(e) = &r {
+                eprintln!("udp-echo-server: {e}");
+            }
+            Some(i32::from(r.is_err()))
+        }
         [cmd, len] if cmd == "pattern" => {
             let Ok(len) = len.parse::<usize>() else {
                 eprintln!("pattern: bad length {len}");
@@ -161,4 +170,20 @@ pub fn subcommand(args: &[String]) -> Option<i32> {
 /// Byte `i` of the guest's file in step blk-b.
 fn written_byte(i: usize) -> u8 {
     ((i >> 9) as u8).wrapping_mul(13) ^ (i as u8).wrapping_mul(101) ^ 0xa5
+}
+
+fn echo_server(port: &str) -> Result<(), String> {
+    let sock = UdpSocket::bind(format!("0.0.0.0:{port}")).map_err(|e| format!("bind: {e}"))?;
+    let mut buf = vec![0u8; 65536];
+    let mut echoed = 0u64;
+    loop {
+        let (n, from) = sock.recv_from(&mut buf).map_err(|e| format!("recv: {e}"))?;
+        if &buf[..n] == b"XTB-NET-DONE" {
+            println!("udp-echo-server: {echoed} datagrams echoed");
+            return Ok(());
+        }
+        sock.send_to(&buf[..n], from)
+            .map_err(|e| format!("send: {e}"))?;
+        echoed += 1;
+    }
 }
