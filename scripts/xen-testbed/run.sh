@@ -481,7 +481,7 @@ echo "guest image: $guest_file bytes on disk, $guest_loaded bytes loaded (PT_LOA
   "packages $((download_bytes / 1048576)) MiB; cache $cache_mib MiB ($cache)"
 echo "serial log: $serial"
 grep -a 'XTB-FEATURES ' "$serial" | sed 's/.*XTB-FEATURES /negotiated: /' || true
-grep -a 'XTB-RATIO ' "$serial" | sed 's/.*XTB-RATIO /ours \/ Linux: /' || true
+grep -a '] XTB-RATIO ' "$serial" | sed 's/.*XTB-RATIO /ours \/ Linux: /' || true
 first_frame=$(guest_says "RESULT net-a PASS" | sed -n 's/.*first frame \([0-9]*\) ms.*/\1/p')
 echo "boot to first packet: ${first_frame:-?} ms (from the guest entering Rust to its first received frame)"
 echo

@@ -664,7 +664,9 @@ fn main() {
         Err(e) => {
             eprintln!("xtb-dom0-peer: {e}");
             eprintln!("usage: xtb-dom0-peer --domid N --log FILE [--out FILE] [--timeout SECS]");
-            eprintln!("       xtb-dom0-peer udp-echo ADDR:PORT COUNT STEP | udp-send ADDR:PORT TEXT | pattern LEN");
+            eprintln!(
+                "       xtb-dom0-peer udp-echo ADDR:PORT COUNT STEP | udp-send ADDR:PORT TEXT | pattern LEN"
+            );
             std::process::exit(2);
         }
     };

@@ -66,7 +66,8 @@ fn udp_echo(to: SocketAddr, count: u32) -> Result<String, String> {
             ));
         }
         while outstanding.len() < WINDOW && next < count {
-            sock.send(&datagram(next)).map_err(|e| format!("send: {e}"))?;
+            sock.send(&datagram(next))
+                .map_err(|e| format!("send: {e}"))?;
             outstanding.insert(next, Instant::now());
             next += 1;
         }
@@ -102,7 +103,8 @@ fn udp_echo(to: SocketAddr, count: u32) -> Result<String, String> {
         let now = Instant::now();
         for (&seq, sent) in outstanding.iter_mut() {
             if now.duration_since(*sent) > RESEND {
-                sock.send(&datagram(seq)).map_err(|e| format!("send: {e}"))?;
+                sock.send(&datagram(seq))
+                    .map_err(|e| format!("send: {e}"))?;
                 *sent = now;
                 resent += 1;
             }
@@ -122,9 +124,8 @@ fn udp_echo(to: SocketAddr, count: u32) -> Result<String, String> {
 
 /// Runs a subcommand if `args` names one; `None` otherwise.
 pub fn subcommand(args: &[String]) -> Option<i32> {
-    let addr = |s: &String| -> Result<SocketAddr, String> {
-        s.parse().map_err(|e| format!("{s}: {e}"))
-    };
+    let addr =
+        |s: &String| -> Result<SocketAddr, String> { s.parse().map_err(|e| format!("{s}: {e}")) };
     match args {
         [cmd, to, count, step] if cmd == "udp-echo" => {
             let r = addr(to).and_then(|to| {
