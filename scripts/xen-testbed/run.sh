@@ -33,6 +33,8 @@
 #   XEN_TESTBED_BOOT_TIMEOUT=420
 #   XEN_TESTBED_SMP=2  XEN_TESTBED_MEM=1024 (MiB of the emulated machine)
 #   XEN_TESTBED_CACHE=<dir>     cache location
+#   XEN_TESTBED_ATTEMPTS=3      runs at most, when failures come with dom0
+#                               segfaults (see below)
 #
 # Why TCG and not KVM: Xen must run as the hypervisor inside QEMU, which
 # with KVM needs nested virtualization; the machines this was built on have
@@ -42,6 +44,36 @@
 # ready 7-23 s after QEMU starts on a shared 2-core machine; the timeline this
 # prints shows each run's) but needs nothing from the host CPU.
 set -euo pipefail
+
+# Known flake of this emulated machine: since the guest has a vif and
+# disks served by netback and blkback, freshly started dom0 processes
+# (busybox, xl, static glibc programs) now and then segfault reading their
+# thread-local storage (0-7 per run, from dom0 uptime ~10 s on; none in
+# runs without those devices, none with only the Linux PV guest using
+# them; not cured by single-threaded TCG, 4 KiB-only p2m, or hiding
+# FSGSBASE from Xen; cause not found, see the README). dom0 retries its verdict tools
+# once, but a crash elsewhere (a hotplug script, a wait loop) can still
+# fail a step. So: a run that fails *and* logged such a segfault is run
+# again, at most XEN_TESTBED_ATTEMPTS times in all; every attempt's result
+# is printed. A run that fails without one fails at once, and so does any
+# XEN_TESTBED_BREAK run.
+if [ -z "${XEN_TESTBED_ATTEMPT:-}" ] && [ -z "${XEN_TESTBED_BREAK:-}" ]; then
+  attempts=${XEN_TESTBED_ATTEMPTS:-3}
+  serial_log=${XEN_TESTBED_CACHE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.cache/xen-testbed}/run/serial.log
+  for ((n = 1; n <= attempts; n++)); do
+    rc=0
+    XEN_TESTBED_ATTEMPT=$n "$0" "$@" || rc=$?
+    [ "$rc" != 0 ] || exit 0
+    segv=$(grep -a -c 'segfault at' "$serial_log" 2>/dev/null || true)
+    if [ "${segv:-0}" = 0 ] || [ $n = "$attempts" ]; then
+      echo "testbed: attempt $n of $attempts failed (exit $rc; dom0 segfaults logged: ${segv:-0})"
+      exit "$rc"
+    fi
+    echo
+    echo "testbed: attempt $n of $attempts FAILED with $segv dom0 userland segfault line(s) in the serial log (the known flake above); running again"
+    echo
+  done
+fi
 
 started=$(date +%s)
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -339,7 +371,7 @@ left=$((total_timeout - ($(date +%s) - started)))
 tmo=$((left < boot_timeout ? left : boot_timeout))
 # smap=0: Xen 4.17 under QEMU 7.2 TCG with SMAP crashes dom0 at its first bounce
 # frame. No `noreboot`: a Xen or dom0 panic reboots, and -no-reboot ends QEMU.
-xen_cmd="console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=$smp loglvl=all guest_loglvl=all console_to_ring smap=0 cpuid=no-fsgsbase"
+xen_cmd="console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=$smp loglvl=all guest_loglvl=all console_to_ring smap=0"
 dom0_cmd="console=hvc0 earlyprintk=xen loglevel=4 panic=1${break_mode:+ xtb_break=$break_mode}"
 say "booting Xen under QEMU TCG (timeout ${tmo}s)${break_mode:+, XEN_TESTBED_BREAK=$break_mode}"
 serial=$run/serial.log
