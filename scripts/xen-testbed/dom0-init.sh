@@ -271,7 +271,9 @@ net_driver() {
   i=0
   until grep -q '^XTB-PEER net ready' "$CONSOLE_LOG" 2>/dev/null; do
     i=$((i + 1))
-    if [ $i -gt $((GUEST_TIMEOUT * 10)) ] || ! xl domid "$NAME" >/dev/null 2>&1; then
+    xl domid "$NAME" >/dev/null 2>&1
+    rc=$? # (a crashed xl, rc >= 128, says nothing)
+    if [ $i -gt $((GUEST_TIMEOUT * 10)) ] || { [ $rc != 0 ] && [ $rc -lt 128 ]; }; then
       echo "never-ready" >>$NET_OUT
       return
     fi

@@ -1,7 +1,9 @@
 //! Just enough interrupt handling for Xen's event-channel upcall on an
 //! HVM/PVH vCPU: an IDT with one gate for the upcall vector (and one for the
 //! local APIC's spurious vector), the local APIC software-enabled, and an
-//! end-of-interrupt after each handler.
+//! end-of-interrupt after each handler. The CPU exceptions (vectors 0-31)
+//! get gates too, which report the vector, error code, RIP and CR2 to the
+//! handler set with [`on_exception`] (without one, the vCPU spins).
 //!
 //! The model is deliberately narrow: interrupts stay disabled except inside
 //! code that is written for them (such as
@@ -83,9 +85,78 @@ static APIC: AtomicUsize = AtomicUsize::new(0);
 /// Interrupts handled on the upcall vector.
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 
+/// The handler [`on_exception`] registered.
+static EXCEPTION: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
 unsafe extern "C" {
     fn xenpv_interrupt_entry();
     fn xenpv_spurious_entry();
+    /// The 32 exception stubs' addresses, by vector.
+    static xenpv_exception_stubs: [u64; 32];
+}
+
+// Exception stubs: those without an error code push a 0 in its place, then
+// each pushes its vector and jumps to the common part, which passes vector,
+// error code, RIP and CR2 to `exception` (on the faulting stack: a stack
+// overflow still ends in a triple fault).
+core::arch::global_asm!(
+    ".pushsection .text.xenpv_interrupts, \"ax\", @progbits",
+    ".irp v, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31",
+    "xenpv_exception_\\v:",
+    "    push 0",
+    "    push \\v",
+    "    jmp xenpv_exception_common",
+    ".endr",
+    ".irp v, 8,10,11,12,13,14,17,21,29,30",
+    "xenpv_exception_\\v:",
+    "    push \\v",
+    "    jmp xenpv_exception_common",
+    ".endr",
+    "xenpv_exception_common:",
+    "    mov rdi, [rsp]",
+    "    mov rsi, [rsp + 8]",
+    "    mov rdx, [rsp + 16]",
+    "    mov rcx, cr2",
+    "    and rsp, -16",
+    "    cld",
+    "    call {exception}",
+    "    ud2",
+    ".popsection",
+    ".pushsection .rodata.xenpv_exception_stubs, \"a\", @progbits",
+    ".balign 8",
+    ".globl xenpv_exception_stubs",
+    "xenpv_exception_stubs:",
+    ".irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+    "    .quad xenpv_exception_\\v",
+    ".endr",
+    ".popsection",
+    exception = sym exception,
+);
+
+/// What an exception handler is told: vector, error code (0 if the
+/// exception has none), the faulting RIP, and CR2 (the address of a page
+/// fault).
+pub type ExceptionHandler = fn(vector: u8, error: u64, rip: u64, cr2: u64) -> !;
+
+/// Sets what the exception gates call (report and stop the domain, say).
+pub fn on_exception(handler: ExceptionHandler) {
+    EXCEPTION.store(handler as *mut (), Ordering::Release);
+}
+
+/// Called by the exception stubs.
+extern "C" fn exception(vector: u64, error: u64, rip: u64, cr2: u64) -> ! {
+    let handler = EXCEPTION.load(Ordering::Acquire);
+    if !handler.is_null() {
+        // SAFETY: only `on_exception` stores into EXCEPTION, and it stores
+        // an `ExceptionHandler`.
+        let handler: ExceptionHandler =
+            unsafe { core::mem::transmute::<*mut (), ExceptionHandler>(handler) };
+        handler(vector as u8, error, rip, cr2);
+    }
+    // Never `hlt` with interrupts off: Xen would take it for a poweroff.
+    loop {
+        core::hint::spin_loop();
+    }
 }
 
 // The stubs. The CPU pushed SS, RSP, RFLAGS, CS, RIP (40 bytes, after
@@ -136,9 +207,9 @@ pub enum InterruptError {
 
 /// Points `vector` at `handler`, loads the IDT and software-enables the
 /// local APIC (xAPIC mode), whose spurious vector gets a gate that just
-/// returns. Interrupts stay disabled: enabling them is the caller's
-/// business. Other vectors have no gate (an interrupt there, or any
-/// exception, faults the vCPU).
+/// returns, and the CPU exceptions get gates to [`on_exception`]'s handler.
+/// Interrupts stay disabled: enabling them is the caller's business. Other
+/// vectors have no gate (an interrupt there faults the vCPU).
 ///
 /// `handler` runs with interrupts disabled, on the stack of the code it
 /// interrupted; the end-of-interrupt is sent after it returns.
@@ -165,7 +236,13 @@ pub unsafe fn install(vector: u8, handler: fn()) -> Result<(), InterruptError> {
     let idt = &raw mut IDT;
     let entry = xenpv_interrupt_entry as *const () as usize;
     let spurious = xenpv_spurious_entry as *const () as usize;
-    for (v, stub) in [(vector, entry), (SPURIOUS_VECTOR, spurious)] {
+    // SAFETY: a static table of 32 addresses the assembler filled in.
+    let exceptions = unsafe { &xenpv_exception_stubs };
+    let stubs = exceptions
+        .iter()
+        .enumerate()
+        .map(|(v, &stub)| (v as u8, stub as usize));
+    for (v, stub) in stubs.chain([(vector, entry), (SPURIOUS_VECTOR, spurious)]) {
         // (`Idt` is `repr(C)` around the array: its address is gate 0.)
         let gate = idt.cast::<Gate>().wrapping_add(usize::from(v));
         // SAFETY: interrupts are disabled and this is the only vCPU

@@ -46,7 +46,11 @@ use xenpv_platform::x86_64::{HypercallPage, PhysMap, PvhStartInfo, Tsc, X86Platf
 use xenpv_platform::{BootRing, BootRingPage, PAGE_SIZE};
 use xenpv_sys::sched::ShutdownReason;
 
-xenpv_freestanding::pvh_entry!(main = pvh_main, name = "xenpv-pvh-guest", stack = 64 * 1024);
+xenpv_freestanding::pvh_entry!(
+    main = pvh_main,
+    name = "xenpv-pvh-guest",
+    stack = 256 * 1024
+);
 
 /// The heap: the xenstore client's strings, smoltcp's socket buffers,
 /// the block cache (set up in `run`, from [`HEAP_SPACE`]).
@@ -175,6 +179,13 @@ fn shutdown(reason: ShutdownReason) -> ! {
     }
 }
 
+/// A CPU exception: say where, and stop the domain (instead of the triple
+/// fault Xen would turn into a reboot).
+fn on_exception(vector: u8, error: u64, rip: u64, cr2: u64) -> ! {
+    dprintln!("FAIL CPU exception {vector} (error {error:#x}) at rip {rip:#x}, cr2 {cr2:#x}");
+    shutdown(ShutdownReason::Crash)
+}
+
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     dprintln!("FAIL panic: {info}");
@@ -257,6 +268,7 @@ fn run(start_info_pa: u64) -> Result<Options, Fail> {
     // SAFETY: ring 0 on the only vCPU with interrupts off, `pvh_entry!`'s
     // GDT and identity map (which covers the local APIC's page).
     unsafe { interrupts::install(UPCALL_VECTOR, on_upcall) }.map_err(|e| format!("{e:?}"))?;
+    interrupts::on_exception(on_exception);
     let env = Env {
         platform: &platform,
         hypercalls,
