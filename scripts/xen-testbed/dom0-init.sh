@@ -92,6 +92,15 @@ again() {
   echo "retried after signal $((rc - 128)): $*" >>/tmp/retries
   "$@"
 }
+# wait_log FILE PATTERN SECONDS: until a line of FILE matches (status 0)
+wait_log() {
+  n=0
+  until grep -q "$2" "$1" 2>/dev/null || [ $n -ge $(($3 * 10)) ]; do
+    n=$((n + 1))
+    usleep 100000
+  done
+  grep -q "$2" "$1" 2>/dev/null
+}
 show() { # file: print it indented, for diagnosis
   echo "----- $1"
   sed 's/^/  | /' "$1" 2>/dev/null | tail -n 40
@@ -253,14 +262,34 @@ mark guest-created domid="$DOMID"
 # guest closes after NET_C_BYTES); then "XTB-NET-DONE" to the guest's
 # port 9. Progress and the backends' keys go to $NET_OUT.
 GHOME=/local/domain/$DOMID
-# wait_console TEXT TENTHS: until a guest console line starts with TEXT
-wait_console() {
-  n=0
-  until grep -q "^$1" "$CONSOLE_LOG" 2>/dev/null || [ $n -ge $2 ]; do
-    n=$((n + 1))
-    usleep 100000
+# nc_echo: /tmp/net-c.in through the guest's TCP echo into /tmp/net-c.out
+# with busybox nc, its stdin held open by a feeder (at EOF nc would stop
+# reading the echo); returns nc's status
+nc_echo() {
+  rm -f /tmp/net-c.fifo
+  mkfifo /tmp/net-c.fifo
+  {
+    cat /tmp/net-c.in
+    exec sleep $GUEST_TIMEOUT
+  } >/tmp/net-c.fifo &
+  feeder=$!
+  timeout 150 nc $GUEST_IP 7 </tmp/net-c.fifo >/tmp/net-c.out 2>/tmp/net-c.err
+  nc_rc=$?
+  kill $feeder 2>/dev/null
+  return $nc_rc
+}
+# send_done ADDR:PORT: "XTB-NET-DONE", three times (UDP may drop one)
+send_done() {
+  for k in 1 2 3; do
+    xtb-dom0-peer udp-send "$1" XTB-NET-DONE
+    usleep 300000
   done
-  echo "console '$1' after $n tenths" >>$NET_OUT
+}
+# wait_console TEXT SECONDS: until a guest console line starts with TEXT
+wait_console() {
+  s0=$(cut -d' ' -f1 /proc/uptime)
+  wait_log "$CONSOLE_LOG" "^$1" "$2"
+  echo "console '$1': $? (since $s0, now $(cut -d' ' -f1 /proc/uptime))" >>$NET_OUT
 }
 # "name: key=value ..." of a frontend and its backend directory
 dev_keys() {
@@ -292,55 +321,33 @@ net_driver() {
   again xtb-dom0-peer udp-echo $GUEST_IP:7 $NET_B_DATAGRAMS net-b >/tmp/net-b.out 2>/tmp/net-b.err
   echo "udp-rc $? $(cut -d' ' -f1 /proc/uptime)" >>$NET_OUT
   head -c $NET_C_BYTES /dev/urandom >/tmp/net-c.in
-  mkfifo /tmp/net-c.fifo
-  {
-    cat /tmp/net-c.in
-    exec sleep $GUEST_TIMEOUT
-  } >/tmp/net-c.fifo &
-  feeder=$!
   t0=$(cut -d' ' -f1 /proc/uptime)
-  timeout 150 nc $GUEST_IP 7 </tmp/net-c.fifo >/tmp/net-c.out 2>/tmp/net-c.err
+  nc_echo
   rc=$?
   if [ $rc -ge 128 ] && [ $rc != 143 ]; then
     # a crash (not the timeout's TERM): the guest listens again
     echo "retried after signal $((rc - 128)): nc" >>/tmp/retries
-    kill $feeder 2>/dev/null
-    rm -f /tmp/net-c.fifo
-    mkfifo /tmp/net-c.fifo
-    {
-      cat /tmp/net-c.in
-      exec sleep $GUEST_TIMEOUT
-    } >/tmp/net-c.fifo &
-    feeder=$!
-    timeout 150 nc $GUEST_IP 7 </tmp/net-c.fifo >/tmp/net-c.out 2>/tmp/net-c.err
+    nc_echo
     rc=$?
   fi
   t1=$(cut -d' ' -f1 /proc/uptime)
-  kill $feeder 2>/dev/null
   echo "nc-rc $rc $t0 $t1" >>$NET_OUT
   # net-d: unplug the idle vif, wait for the guest to let go, plug a new
   # one, and check traffic flows again
   xl network-detach "$NAME" 0 >/tmp/net-d.detach 2>&1
   echo "detach-rc $? $(cut -d' ' -f1 /proc/uptime)" >>$NET_OUT
-  wait_console 'XTB-PEER net-d detached' 300
+  wait_console 'XTB-PEER net-d detached' 30
   xl network-attach "$NAME" bridge=xenbr0 mac=00:16:3e:58:54:42 script=/etc/xen/scripts/vif-xtb \
     >/tmp/net-d.attach 2>&1
   echo "attach-rc $? $(cut -d' ' -f1 /proc/uptime)" >>$NET_OUT
-  wait_console 'XTB-PEER net-d reattached' 600
+  wait_console 'XTB-PEER net-d reattached' 60
   again ping -c 20 -A -W 5 $GUEST_IP >/tmp/ping-d.out 2>&1
   again xtb-dom0-peer udp-echo $GUEST_IP:7 1000 net-d >/tmp/net-d.out 2>&1
   echo "net-d-done $(cut -d' ' -f1 /proc/uptime)" >>$NET_OUT
-  for k in 1 2 3; do
-    xtb-dom0-peer udp-send $GUEST_IP:9 XTB-NET-DONE
-    usleep 300000
-  done
+  send_done $GUEST_IP:9
   echo "done $(cut -d' ' -f1 /proc/uptime)" >>$NET_OUT
   # the vbd keys, once the guest has read the disk
-  i=0
-  until grep -q '^XTB-PEER blk-a' "$CONSOLE_LOG" 2>/dev/null || [ $i -gt 1200 ]; do
-    i=$((i + 1))
-    usleep 100000
-  done
+  wait_log "$CONSOLE_LOG" '^XTB-PEER blk-a' 120
   dev_keys vbd 51712 >/tmp/keys.vbd
 }
 : >$NET_OUT
@@ -641,15 +648,6 @@ on_poweroff = "destroy"
 on_reboot = "destroy"
 on_crash = "destroy"
 EOF
-# wait_log FILE TEXT SECONDS
-wait_log() {
-  n=0
-  until grep -q "$2" "$1" 2>/dev/null || [ $n -ge $(($3 * 10)) ]; do
-    n=$((n + 1))
-    usleep 100000
-  done
-  grep -q "$2" "$1" 2>/dev/null
-}
 mark linux-create
 l_ready=
 if ! xl create /etc/xen/$LNAME.cfg >/tmp/xl-linux.log 2>&1; then
@@ -659,10 +657,7 @@ elif ! wait_log $LLOG '^XTB-LINUX ready' 180; then
 else
   l_ready=$(cut -d' ' -f1 /proc/uptime)
   again xtb-dom0-peer udp-echo 169.254.0.3:7 $NET_B_DATAGRAMS linux-udp >/tmp/linux-udp.out 2>&1
-  for k in 1 2 3; do
-    xtb-dom0-peer udp-send 169.254.0.3:7 XTB-NET-DONE
-    usleep 300000
-  done
+  send_done 169.254.0.3:7
   wait_log $LLOG '^XTB-LINUX done' 120
   disk=$(grep -m 1 '^XTB-LINUX disk ' $LLOG)
   udp=$(grep -m 1 '^XTB-RESULT linux-udp PASS' /tmp/linux-udp.out)

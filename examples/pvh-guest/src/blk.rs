@@ -15,7 +15,6 @@
 
 use alloc::collections::BTreeMap;
 use alloc::format;
-use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
@@ -23,10 +22,11 @@ use core::cell::{Cell, RefCell};
 use embedded_sdmmc::{
     Block, BlockCount, BlockDevice, BlockIdx, Mode, TimeSource, Timestamp, VolumeIdx, VolumeManager,
 };
-use xenpv_blkfront::{BlkFront, Connector, Error, Feature, Queue, QueueConfig, Waiter};
+use xenpv_blkfront::{Connector, Error, Feature, Queue, QueueConfig, Waiter};
 use xenpv_console::Wait;
 use xenpv_evtchn::{Config as EvConfig, EventChannels};
 use xenpv_grant::{Config, GrantTable};
+use xenpv_xenstore::xenbus::Frontend;
 
 use crate::peer::Events;
 use crate::vchan::Crc32;
@@ -203,14 +203,15 @@ impl TimeSource for Clock {
     }
 }
 
-/// Connects the vbd at `dir` (waiting up to 60 s for blkback).
-fn connect<'p, X: xenpv_xenstore::transport::Transport>(
-    env: &Env<'p>,
+/// Connects the vbd at `dir` (waiting up to 60 s for blkback): its queue
+/// behind a [`Cache`], and its xenbus link for [`close`].
+fn open<'e, 'p, X: xenpv_xenstore::transport::Transport>(
+    env: &'e Env<'p>,
     xs: &mut xenpv_xenstore::Client<X>,
     events: &mut Events<'p>,
     table: Table<'p>,
     (dir, token, config): (&str, &str, QueueConfig),
-) -> Result<BlkFront<Table<'p>>, Fail> {
+) -> Result<(Cache<'e, 'p>, Frontend), Fail> {
     let mut connector = Connector::new(table, dir, token, config);
     let (start, deadline) = (env.tsc.now(), env.tsc.deadline_ms(60_000));
     let front = loop {
@@ -226,11 +227,6 @@ fn connect<'p, X: xenpv_xenstore::transport::Transport>(
             Err(e) => return Err(fail("blk-a", &format!("{dir}: blkfront handshake: {e}"))),
         }
     };
-    let keys: Vec<String> = connector
-        .keys()
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
     let q = front.queue_ref();
     dprintln!(
         "blk: {dir} connected to {} in {} ms: {:?}; ring of {} pages, {} B per request",
@@ -240,8 +236,12 @@ fn connect<'p, X: xenpv_xenstore::transport::Transport>(
         q.ring_pages(),
         q.max_request_bytes()
     );
-    dprintln!("blk: {dir}: blkfront wrote {}", keys.join(" "));
-    Ok(front)
+    dprintln!(
+        "blk: {dir}: blkfront wrote {}",
+        crate::store::key_list(connector.keys())
+    );
+    let (queue, _, fe) = front.into_parts();
+    Ok((Cache::new(env, queue), fe))
 }
 
 fn fat<E: core::fmt::Debug>(step: &'static str, what: &'static str) -> impl Fn(E) -> Fail {
@@ -260,15 +260,13 @@ pub fn steps_blk<'p, W: Wait<&'p Guest>>(
         pool_pages: 64,
         ..QueueConfig::DEFAULT
     };
-    let xvda = connect(
+    let (cache, xvda_fe) = open(
         env,
         &mut xs,
         &mut events,
         &table,
         ("device/vbd/51712", "xvda", config),
     )?;
-    let (queue, _, mut xvda_fe) = xvda.into_parts();
-    let cache = Cache::new(env, queue);
 
     // --- blk-a
     let start = env.tsc.now();
@@ -366,9 +364,7 @@ pub fn steps_blk<'p, W: Wait<&'p Guest>>(
         env.options.note("flush", "write-back and flush skipped")
     );
 
-    // Close xvda with blkback (it unmaps), then revoke every grant.
-    let t = crate::store::close_device(env, &mut xs, &mut xvda_fe, "blk-b")?;
-    teardown(&mut events, cache, "blk-b", t)?;
+    close(env, &mut xs, &mut events, (cache, xvda_fe), "blk-b")?;
 
     // --- blk-c
     let ro = QueueConfig {
@@ -376,16 +372,14 @@ pub fn steps_blk<'p, W: Wait<&'p Guest>>(
         max_indirect_segments: 0,
         ..QueueConfig::DEFAULT
     };
-    let xvdb = connect(
+    let (ro_cache, xvdb_fe) = open(
         env,
         &mut xs,
         &mut events,
         &table,
         ("device/vbd/51728", "xvdb", ro),
     )?;
-    let readonly = xvdb.disk().readonly();
-    let (queue, _, mut xvdb_fe) = xvdb.into_parts();
-    let ro_cache = Cache::new(env, queue);
+    let readonly = ro_cache.queue.borrow().disk().readonly();
     let mut first = vec![0u8; 4096];
     ro_cache
         .read_raw(0, &mut first)
@@ -409,8 +403,7 @@ pub fn steps_blk<'p, W: Wait<&'p Guest>>(
             ));
         }
     }
-    let t = crate::store::close_device(env, &mut xs, &mut xvdb_fe, "blk-c")?;
-    teardown(&mut events, ro_cache, "blk-c", t)?;
+    close(env, &mut xs, &mut events, (ro_cache, xvdb_fe), "blk-c")?;
 
     // --- throughput, for run.sh's ratio against the Linux guest, which
     // times the same on the same image (its xvda, our xvdc)
@@ -418,15 +411,13 @@ pub fn steps_blk<'p, W: Wait<&'p Guest>>(
         pool_pages: 256,
         ..QueueConfig::DEFAULT
     };
-    let xvdc = connect(
+    let (scratch, xvdc_fe) = open(
         env,
         &mut xs,
         &mut events,
         &table,
         ("device/vbd/51744", "xvdc", perf),
     )?;
-    let (queue, _, mut xvdc_fe) = xvdc.into_parts();
-    let scratch = Cache::new(env, queue);
     let mut mib = vec![0u8; 1 << 20];
     let us = |start: u64| (env.tsc.now() - start) * 1000 / u64::from(env.tsc.khz());
     let start = env.tsc.now();
@@ -457,28 +448,32 @@ pub fn steps_blk<'p, W: Wait<&'p Guest>>(
         "blk: xvdc: {bytes} bytes read in {read_us} us, written + flushed in {write_us} us \
          (1 MiB transfers); queue {stats:?}"
     );
-    let t = crate::store::close_device(env, &mut xs, &mut xvdc_fe, "blk-c")?;
-    teardown(&mut events, scratch, "blk-c", t)
+    close(env, &mut xs, &mut events, (scratch, xvdc_fe), "blk-c")
 }
 
 /// MiB read and written on the scratch disk (xvdc).
 const PERF_MIB: u64 = 32;
 
-/// Revokes every grant of a closed disk's queue (none may be deferred)
-/// and closes its port.
-fn teardown(
+/// Closes a disk opened with [`open`] with blkback (it unmaps everything),
+/// then revokes every grant (none may be deferred) and closes its port.
+fn close<X: xenpv_xenstore::transport::Transport>(
+    env: &Env<'_>,
+    xs: &mut xenpv_xenstore::Client<X>,
     events: &mut Events<'_>,
-    cache: Cache<'_, '_>,
+    (cache, mut fe): (Cache<'_, '_>, Frontend),
     step: &str,
-    ms: u64,
 ) -> Result<(), Fail> {
+    let ms = crate::store::close_device(env, xs, &mut fe, step)?;
     let queue = cache.queue.into_inner();
-    let dir = format!("{:?}", queue.disk().sectors);
+    let sectors = queue.disk().sectors;
     let (port, r) = queue.teardown(|c| dprintln!("blk: cancelled at teardown: {c:?}"));
     r.map_err(|e| fail(step, &format!("teardown after Closed: {e}")))?;
     events
         .close(port)
         .map_err(|e| fail(step, &format!("closing the port: {e}")))?;
-    dprintln!("blk: disk of {dir} sectors closed with blkback in {ms} ms, every grant revoked");
+    dprintln!(
+        "blk: {} ({sectors} sectors) closed with blkback in {ms} ms, every grant revoked",
+        fe.dir()
+    );
     Ok(())
 }

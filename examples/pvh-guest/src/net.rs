@@ -14,9 +14,10 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
-use alloc::vec::Vec;
 
-use smoltcp::iface::{Config as IfConfig, Interface, SocketSet, SocketStorage};
+use smoltcp::iface::{
+    Config as IfConfig, Interface, PollIngressSingleResult, PollResult, SocketSet, SocketStorage,
+};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
@@ -45,6 +46,8 @@ pub const TCP_TOTAL: usize = (8 << 20) + 4099;
 const UDP_MIN: u64 = 10_000;
 /// The whole network part must be over by then.
 const DEADLINE_MS: u64 = 240_000;
+/// Frames taken from netback per round of the serving loop, at most.
+const INGRESS_BUDGET: usize = 64;
 /// The handshake with netback must be over by then.
 const CONNECT_MS: u64 = 60_000;
 
@@ -200,10 +203,21 @@ pub fn steps_net<'p, W: Wait<&'p Guest>>(
             continue;
         };
         let before = dev.queue().stats();
-        let changed = iface.poll(now(), dev, &mut sockets);
+        // Not `Interface::poll`, which takes frames as long as netback
+        // delivers them: at most INGRESS_BUDGET per round, then egress.
+        iface.poll_maintenance(now());
+        let mut changed = false;
+        for _ in 0..INGRESS_BUDGET {
+            match iface.poll_ingress_single(now(), dev, &mut sockets) {
+                PollIngressSingleResult::None => break,
+                PollIngressSingleResult::PacketProcessed => {}
+                PollIngressSingleResult::SocketStateChanged => changed = true,
+            }
+        }
+        changed |= iface.poll_egress(now(), dev, &mut sockets) != PollResult::None;
         let after = dev.queue().stats();
         t.rx_packets += after.rx_packets - before.rx_packets;
-        let mut progress = changed != smoltcp::iface::PollResult::None || after != before;
+        let mut progress = changed || after != before;
         if t.first_frame_ms.is_none() && after.rx_packets > before.rx_packets {
             t.first_frame_ms = Some(env.tsc.ms_since(env.boot));
         }
@@ -416,11 +430,6 @@ fn connect_vif<'p, X: xenpv_xenstore::transport::Transport>(
             Err(e) => return Err(fail("net-a", &format!("netfront handshake: {e}"))),
         }
     };
-    let keys: Vec<String> = connector
-        .keys()
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
     dprintln!(
         "net: {dir} connected to {} in {} ms, mac {:02x?}, mtu {}",
         front.backend().path,
@@ -429,7 +438,10 @@ fn connect_vif<'p, X: xenpv_xenstore::transport::Transport>(
         front.mtu()
     );
     dprintln!("net: netback offered {:?}", front.features());
-    dprintln!("net: netfront wrote {}", keys.join(" "));
+    dprintln!(
+        "net: netfront wrote {}",
+        crate::store::key_list(connector.keys())
+    );
     Ok(front)
 }
 

@@ -268,3 +268,9 @@ pub fn close_device<X: xenpv_xenstore::transport::Transport>(
         }
     }
 }
+
+/// `key=value ...` of the keys a connector published, for the log.
+pub fn key_list(keys: &[(String, String)]) -> String {
+    let pairs: alloc::vec::Vec<String> = keys.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.join(" ")
+}
